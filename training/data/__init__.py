@@ -1,0 +1,1 @@
+"""Demonstration data: datasets, scripted experts and the synthetic reach task."""

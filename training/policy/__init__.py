@@ -1,0 +1,1 @@
+"""The flow-matching VLA policy: model, samplers, chains, tokenizer, normalization and checkpoints."""

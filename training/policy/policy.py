@@ -1,0 +1,148 @@
+"""The policy behind a plain `infer(obs) -> actions`: validation, normalization, padding and tokenization
+around the network (openpi style).
+
+Observation batch (DESIGN.md): {"images": {camera: uint8 (N, S, S, 3)}, "state": float32 (N, S_real),
+"instruction": list[str] of length N}. Actions: float32 (N, H, A_real) in the env's units.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.policy.config import PolicyConfig, SamplerConfig
+from training.policy.model import FlowVLA, Observation
+from training.policy.normalize import NormMode, NormStats, Stats, normalize, unnormalize
+from training.policy.sampling import sample_ode
+from training.policy.tokenizer import Tokenizer, WordTokenizer, tokenize
+
+
+class ObservationError(ValueError):
+    """An observation that does not match what the policy was built for."""
+
+
+def validate_observation(obs: dict[str, Any], cfg: PolicyConfig, state_dim: int) -> int:
+    """Check an observation batch against the policy's spec; returns the batch size N."""
+    for key in ("images", "state", "instruction"):
+        if key not in obs:
+            raise ObservationError(f"observation is missing {key!r}; expected keys images, state, instruction")
+    images, state, instruction = obs["images"], obs["state"], obs["instruction"]
+    if not isinstance(images, dict) or set(images) != set(cfg.camera_names):
+        got = sorted(images) if isinstance(images, dict) else type(images).__name__
+        raise ObservationError(f"camera set mismatch: the policy expects cameras {list(cfg.camera_names)}, "
+                               f"got {got}")
+    state = np.asarray(state)
+    if state.ndim != 2 or state.shape[1] != state_dim:
+        raise ObservationError(f"state must be (N, {state_dim}), got shape {state.shape}")
+    if state.dtype != np.float32:
+        raise ObservationError(f"state must be float32, got {state.dtype}; cast with .astype(np.float32)")
+    if not np.isfinite(state).all():
+        bad = np.argwhere(~np.isfinite(state))[0]
+        raise ObservationError(f"state has a non-finite value (NaN or inf) at [env {bad[0]}, dim {bad[1]}]")
+    n = state.shape[0]
+    s = cfg.vision.image_size
+    for name, img in images.items():
+        img = np.asarray(img)
+        if img.dtype != np.uint8:
+            raise ObservationError(f"camera {name!r}: images must be uint8, got {img.dtype}")
+        if img.shape != (n, s, s, 3):
+            raise ObservationError(f"camera {name!r}: expected images of shape (N={n}, {s}, {s}, 3), got "
+                                   f"{img.shape}; render or resize to {s}x{s} RGB")
+    if not isinstance(instruction, (list, tuple)) or len(instruction) != n:
+        raise ObservationError(f"instruction must be a list of {n} strings (one per env), got "
+                               f"{type(instruction).__name__} of length {len(instruction)}")
+    return n
+
+
+def fake_obs(cfg: PolicyConfig, batch: int = 2, state_dim: int | None = None, instruction: str = "pick up the cube",
+             seed: int = 0) -> dict[str, Any]:
+    """A valid random observation batch (tests, export, benchmarks)."""
+    rng = np.random.default_rng(seed)
+    s = cfg.vision.image_size
+    return {
+        "images": {c: rng.integers(0, 256, (batch, s, s, 3), dtype=np.uint8) for c in cfg.camera_names},
+        "state": rng.standard_normal((batch, state_dim or cfg.state_dim)).astype(np.float32),
+        "instruction": [instruction] * batch,
+    }
+
+
+def pad_last(x: np.ndarray, dim: int) -> np.ndarray:
+    if x.shape[-1] > dim:
+        raise ValueError(f"cannot pad size {x.shape[-1]} down to {dim}")
+    return np.concatenate([x, np.zeros((*x.shape[:-1], dim - x.shape[-1]), x.dtype)], axis=-1)
+
+
+class Policy:
+    """A trained FlowVLA with its tokenizer and norm stats. `infer` is the deterministic ODE policy."""
+
+    def __init__(self, model: FlowVLA, tokenizer: Tokenizer, norm_stats: NormStats,
+                 sampler: SamplerConfig = SamplerConfig()):
+        cfg = model.cfg
+        if tokenizer.vocab_size > cfg.vocab_size:
+            raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model's vocab_size is "
+                             f"{cfg.vocab_size}")
+        if norm_stats.state.dim > cfg.state_dim or norm_stats.actions.dim > cfg.action_dim:
+            raise ValueError(f"norm stats dims (state {norm_stats.state.dim}, actions {norm_stats.actions.dim}) "
+                             f"exceed the model's padded dims ({cfg.state_dim}, {cfg.action_dim})")
+        self.model, self.tokenizer, self.norm_stats, self.sampler = model, tokenizer, norm_stats, sampler
+
+    @classmethod
+    def create(cls, cfg: PolicyConfig, instructions: list[str], states: np.ndarray, actions: np.ndarray,
+               norm_mode: NormMode = "zscore", sampler: SamplerConfig = SamplerConfig(), seed: int = 0) -> "Policy":
+        """A fresh policy for a dataset: word tokenizer from its instructions, norm stats from its states
+        (N, S_real) and actions (N, H, A_real), weights initialised with `seed`."""
+        tokenizer = WordTokenizer.build(instructions, cfg.vocab_size)
+        stats = NormStats(Stats.from_data(states), Stats.from_data(actions), norm_mode)
+        torch.manual_seed(seed)
+        return cls(FlowVLA(cfg), tokenizer, stats, sampler)
+
+    @property
+    def cfg(self) -> PolicyConfig:
+        return self.model.cfg
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def prepare(self, obs: dict[str, Any]) -> Observation:
+        """Validate, normalize, pad and tokenize a raw observation batch into model inputs."""
+        validate_observation(obs, self.cfg, self.norm_stats.state.dim)
+        ns = self.norm_stats
+        state = pad_last(normalize(np.asarray(obs["state"]), ns.state, ns.mode), self.cfg.state_dim)
+        tokens, mask = tokenize(self.tokenizer, list(obs["instruction"]), self.cfg.max_token_len)
+        dev = self.device
+        return Observation(
+            images={c: torch.as_tensor(np.ascontiguousarray(obs["images"][c]), device=dev) for c in self.cfg.camera_names},
+            state=torch.as_tensor(state, device=dev),
+            tokens=torch.as_tensor(tokens, device=dev),
+            token_mask=torch.as_tensor(mask, device=dev),
+        )
+
+    def normalize_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Env-unit actions (..., A_real) -> normalized, padded (..., action_dim)."""
+        ns = self.norm_stats
+        return pad_last(normalize(actions, ns.actions, ns.mode), self.cfg.action_dim)
+
+    def unnormalize_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Model actions (..., action_dim) -> env units with padding cut (..., A_real)."""
+        ns = self.norm_stats
+        return unnormalize(actions[..., : ns.actions.dim], ns.actions, ns.mode)
+
+    @torch.no_grad()
+    def infer(self, obs: dict[str, Any], noise: np.ndarray | None = None) -> np.ndarray:
+        """obs -> action chunk float32 (N, H, A_real). `noise` (N, H, action_dim) fixes the initial draw."""
+        self.model.eval()
+        inputs = self.prepare(obs)
+        n = inputs.batch_size
+        shape = (n, self.cfg.action_horizon, self.cfg.action_dim)
+        if noise is None:
+            x0 = torch.randn(shape, device=self.device)
+        else:
+            if noise.shape != shape:
+                raise ValueError(f"noise must have shape {shape}, got {noise.shape}")
+            x0 = torch.as_tensor(noise, dtype=torch.float32, device=self.device)
+        cache = self.model.encode_prefix(inputs)
+        actions = sample_ode(self.model, cache, inputs.state, x0, self.sampler.num_steps)
+        return self.unnormalize_actions(actions.cpu().numpy())

@@ -1,0 +1,197 @@
+"""Denoising chains: the deterministic ODE policy, and the stochastic chains PPO needs with their exact
+log-likelihoods (ALGORITHMS.md, "Chain log-likelihood").
+
+A chain of K steps stores its states x_0 (noise, t=1) ... x_K (action, t=0) and one log-prob *term* per
+stochastic transition, shape (B, K + 1, H, A): term 0 is the initial draw x_0 ~ N(0, I), term i + 1 the
+transition x_i -> x_{i+1}. `term_mask` (B, K + 1) says which terms count:
+    joint   every term (the initial draw and all K steps), Flow-Noise's default;
+    hybrid  exactly one transition j ~ U{0..K-1} per sample is an SDE step, the rest ODE; only its term.
+Only the executed actions and the env's real action dims enter a log-prob (`element_mask`, (H, A)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from training.policy.config import LogProbReduction, SamplerConfig
+from training.policy.model import FlowVLA, Observation, PrefixCache
+from training.policy.samplers import (draw, flow_noise_step, flow_sde_step, gaussian_entropy, gaussian_log_prob,
+                                      ode_step, time_grid)
+
+
+@dataclass
+class ChainSample:
+    actions: Tensor  # (B, H, A) = chain[:, -1]
+    chain: Tensor  # (B, K + 1, H, A)
+    term_log_probs: Tensor  # (B, K + 1, H, A), zero where a term is not stochastic
+    term_mask: Tensor  # bool (B, K + 1)
+    hybrid_step: Tensor | None  # long (B,): the stochastic step j of a hybrid chain
+    value: Tensor | None  # (B,) critic value
+    entropy: Tensor | None  # (B,) mean per-element Gaussian entropy of the stochastic steps (Flow-Noise bonus)
+
+
+def element_mask(horizon: int, action_dim: int, num_executed: int | None, real_action_dim: int | None,
+                 device: torch.device | str | None = None) -> Tensor:
+    """(H, A) bool: the executed steps of the chunk times the env's real action dims (padding excluded)."""
+    m = torch.zeros(horizon, action_dim, dtype=torch.bool, device=device)
+    m[: num_executed or horizon, : real_action_dim or action_dim] = True
+    return m
+
+
+def reduce_log_prob(term_log_probs: Tensor, term_mask: Tensor, elem_mask: Tensor,
+                    reduction: LogProbReduction) -> Tensor:
+    """Combine per-term, per-element log-probs into what PPO's ratio uses.
+
+    element     (B, H, A): summed over counted terms, zero outside `elem_mask`;
+    sum         (B,): summed over counted terms and masked elements (the chain's exact log-likelihood);
+    mean_steps  (B,): per-term sums averaged over the counted terms (piRL's tempered ratio).
+    """
+    lp = term_log_probs * term_mask[:, :, None, None] * elem_mask  # (B, K + 1, H, A)
+    if reduction == "element":
+        return lp.sum(1)
+    per_term = lp.sum((2, 3))  # (B, K + 1)
+    if reduction == "sum":
+        return per_term.sum(1)
+    if reduction == "mean_steps":
+        return per_term.sum(1) / term_mask.sum(1).clamp(min=1)
+    raise ValueError(f"unknown log_prob_reduction {reduction!r}; use 'element', 'sum' or 'mean_steps'")
+
+
+@torch.no_grad()
+def sample_ode(model: FlowVLA, cache: PrefixCache, state: Tensor, noise: Tensor, num_steps: int) -> Tensor:
+    """The deterministic policy: K Euler steps from x_0 = noise (B, H, A) at t=1 to the action at t=0."""
+    ts = time_grid(num_steps, noise.device)
+    x = noise
+    for i in range(num_steps):
+        t = ts[i].expand(x.shape[0])
+        x = ode_step(x, model.velocity(cache, state, x, t).velocity, t, ts[i] - ts[i + 1])
+    return x
+
+
+@torch.no_grad()
+def sample_ode_uncached(model: FlowVLA, obs: Observation, noise: Tensor, num_steps: int) -> Tensor:
+    """As `sample_ode` but recomputing the prefix at every step (the reference for the cache, and the
+    "without cache" benchmark)."""
+    ts = time_grid(num_steps, noise.device)
+    x = noise
+    for i in range(num_steps):
+        t = ts[i].expand(x.shape[0])
+        x = ode_step(x, model.velocity_uncached(obs, x, t).velocity, t, ts[i] - ts[i + 1])
+    return x
+
+
+def _step_params(model: FlowVLA, method: str, x: Tensor, v: Tensor, feats: Tensor, t: Tensor, delta: Tensor,
+                 noise_level: float, t_first: float) -> tuple[Tensor, Tensor]:
+    if method == "flow_sde":
+        return flow_sde_step(x, v, t, delta, noise_level, t_first)
+    if method == "flow_noise":
+        return flow_noise_step(x, v, t, delta, model.noise_net(feats))
+    raise ValueError(f"no stochastic step for method {method!r}")
+
+
+def sample_chain(model: FlowVLA, cache: PrefixCache, state: Tensor, cfg: SamplerConfig, *,
+                 noise_level: float | None = None, noise: Tensor | None = None,
+                 generator: torch.Generator | None = None, with_value: bool = True) -> ChainSample:
+    """Roll out one denoising chain per sample with the configured method, recording what PPO needs.
+
+    `noise_level` overrides cfg.noise_level (for annealing). Gradients are not tracked: the learner
+    recomputes log-probs with `chain_log_probs`.
+    """
+    b, h, a, k = state.shape[0], model.cfg.action_horizon, model.cfg.action_dim, cfg.num_steps
+    level = cfg.noise_level if noise_level is None else noise_level
+    device = state.device
+    ts = time_grid(k, device)
+    t_first = float(ts[1])
+    with torch.no_grad():
+        if noise is None:
+            noise = torch.randn(b, h, a, generator=generator, device=device)
+        chain = [noise]
+        term_lp = torch.zeros(b, k + 1, h, a, device=device)
+        term_mask = torch.zeros(b, k + 1, dtype=torch.bool, device=device)
+        mode = cfg.resolved_chain_mode
+        hybrid_step = None
+        stochastic = cfg.method != "ode"
+        if stochastic and mode == "joint":
+            term_lp[:, 0] = gaussian_log_prob(noise, torch.zeros_like(noise), torch.ones_like(noise))
+            term_mask[:] = True
+        elif stochastic:  # hybrid
+            hybrid_step = torch.randint(0, k, (b,), generator=generator, device=device)
+            term_mask[torch.arange(b, device=device), hybrid_step + 1] = True
+        entropies = []
+        value = None
+        x = noise
+        for i in range(k):
+            t = ts[i].expand(b)
+            delta = (ts[i] - ts[i + 1]).expand(b)
+            out = model.velocity(cache, state, x, t)
+            if i == 0 and with_value:
+                value = model.value(cache, out.action_features)
+            x_ode = ode_step(x, out.velocity, t, delta)
+            active = term_mask[:, i + 1]  # (B,)
+            if stochastic and bool(active.any()):
+                mean, std = _step_params(model, cfg.method, x, out.velocity, out.action_features, t, delta,
+                                         level, t_first)
+                x_rand, lp = draw(mean, std, generator)
+                sel = active[:, None, None]
+                x = torch.where(sel, x_rand, x_ode)
+                term_lp[:, i + 1] = torch.where(sel, lp, torch.zeros_like(lp))
+                entropies.append((gaussian_entropy(std).mean((1, 2)), active))
+            else:
+                x = x_ode
+            chain.append(x)
+        entropy = None
+        if entropies:
+            ent_sum = sum(e * m for e, m in entropies)
+            entropy = ent_sum / sum(m.float() for _, m in entropies).clamp(min=1)
+    return ChainSample(actions=x, chain=torch.stack(chain, 1), term_log_probs=term_lp, term_mask=term_mask,
+                       hybrid_step=hybrid_step, value=value, entropy=entropy)
+
+
+def chain_log_probs(model: FlowVLA, cache: PrefixCache, state: Tensor, chain: Tensor, term_mask: Tensor,
+                    method: str, noise_level: float, hybrid_step: Tensor | None = None
+                    ) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Recompute a stored chain's per-term log-probs under the current weights (with gradients).
+
+    chain (B, K + 1, H, A); term_mask (B, K + 1). Hybrid chains (`hybrid_step` given) recompute only their
+    one transition: a single network pass with per-sample times. Returns (term_log_probs (B, K + 1, H, A),
+    entropy (B,) mean over counted transitions, value (B,) or None: the critic at the first step when that
+    step is recomputed, i.e. for joint chains; callers of hybrid chains use `model.value` themselves).
+    """
+    b, k1 = chain.shape[:2]
+    k = k1 - 1
+    ts = time_grid(k, chain.device)
+    t_first = float(ts[1])
+    term_lp = torch.zeros_like(chain)
+    entropy_terms = torch.zeros(b, k1, device=chain.device)
+    if term_mask[:, 0].any():
+        x0 = chain[:, 0]
+        term_lp[:, 0] = gaussian_log_prob(x0, torch.zeros_like(x0), torch.ones_like(x0))
+    value = None
+    if hybrid_step is not None:
+        idx = torch.arange(b, device=chain.device)
+        x, x_next = chain[idx, hybrid_step], chain[idx, hybrid_step + 1]
+        t, delta = ts[hybrid_step], ts[hybrid_step] - ts[hybrid_step + 1]
+        out = model.velocity(cache, state, x, t)
+        mean, std = _step_params(model, method, x, out.velocity, out.action_features, t, delta, noise_level, t_first)
+        term_lp = term_lp.index_put((idx, hybrid_step + 1), gaussian_log_prob(x_next, mean, std))
+        entropy_terms = entropy_terms.index_put((idx, hybrid_step + 1), gaussian_entropy(std).mean((1, 2)))
+    else:
+        for i in range(k):
+            if not term_mask[:, i + 1].any():
+                continue
+            t = ts[i].expand(b)
+            delta = (ts[i] - ts[i + 1]).expand(b)
+            out = model.velocity(cache, state, chain[:, i], t)
+            if i == 0:
+                value = model.value(cache, out.action_features)
+            mean, std = _step_params(model, method, chain[:, i], out.velocity, out.action_features, t, delta,
+                                     noise_level, t_first)
+            term_lp[:, i + 1] = gaussian_log_prob(chain[:, i + 1], mean, std)
+            entropy_terms[:, i + 1] = gaussian_entropy(std).mean((1, 2))
+    trans_mask = term_mask.clone()
+    trans_mask[:, 0] = False
+    entropy = (entropy_terms * trans_mask).sum(1) / trans_mask.sum(1).clamp(min=1)
+    return term_lp * term_mask[:, :, None, None], entropy, value
