@@ -92,11 +92,17 @@ class FlowVLA(nn.Module):
         self.action_out_proj = nn.Linear(ew, cfg.action_dim)
 
         # RL-only heads; neither is part of the deterministic (exported) policy.
-        self.noise_net = NoiseNet(ew, cfg.noise_hidden, cfg.action_dim, cfg.noise_std_min, cfg.noise_std_max)
+        self.noise_net: NoiseNet | None = NoiseNet(ew, cfg.noise_hidden, cfg.action_dim, cfg.noise_std_min, cfg.noise_std_max)
         value_in = ew if cfg.value_source == "expert" else pw
-        self.value_head = ValueHead(value_in, cfg.value_hidden)
+        self.value_head: ValueHead | None = ValueHead(value_in, cfg.value_hidden)
 
         self.apply(self._init_weights)
+
+    def drop_rl_heads(self) -> "FlowVLA":
+        """Remove the noise network and value head (the deterministic policy needs neither)."""
+        self.noise_net = None
+        self.value_head = None
+        return self
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -217,6 +223,8 @@ class FlowVLA(nn.Module):
     def value(self, cache: PrefixCache, action_features: Tensor | None) -> Tensor:
         """Critic value (B,): pi0 style on mean-pooled action-expert features (pass the features of the
         chain's first denoising step), pi0.5 style on the pooled prefix output."""
+        if self.value_head is None:
+            raise ValueError("this model's value head was dropped (drop_rl_heads); load the training checkpoint")
         if self.cfg.value_source == "prefix":
             return self.value_head(cache.pooled)
         if action_features is None:

@@ -87,8 +87,9 @@ def _step_params(model: FlowVLA, method: str, x: Tensor, v: Tensor, feats: Tenso
                  noise_level: float, t_first: float) -> tuple[Tensor, Tensor]:
     if method == "flow_sde":
         return flow_sde_step(x, v, t, delta, noise_level, t_first)
-    if method == "flow_noise":
-        return flow_noise_step(x, v, t, delta, model.noise_net(feats))
+    if method == "flow_noise":  # without a noise network (dropped for inference) the step is the ODE step
+        std = model.noise_net(feats) if model.noise_net is not None else torch.zeros_like(x)
+        return flow_noise_step(x, v, t, delta, std)
     raise ValueError(f"no stochastic step for method {method!r}")
 
 
@@ -127,18 +128,22 @@ def sample_chain(model: FlowVLA, cache: PrefixCache, state: Tensor, cfg: Sampler
             t = ts[i].expand(b)
             delta = (ts[i] - ts[i + 1]).expand(b)
             out = model.velocity(cache, state, x, t)
-            if i == 0 and with_value:
+            if i == 0 and with_value and model.value_head is not None:
                 value = model.value(cache, out.action_features)
             x_ode = ode_step(x, out.velocity, t, delta)
             active = term_mask[:, i + 1]  # (B,)
             if stochastic and bool(active.any()):
                 mean, std = _step_params(model, cfg.method, x, out.velocity, out.action_features, t, delta,
                                          level, t_first)
-                x_rand, lp = draw(mean, std, generator)
                 sel = active[:, None, None]
-                x = torch.where(sel, x_rand, x_ode)
-                term_lp[:, i + 1] = torch.where(sel, lp, torch.zeros_like(lp))
-                entropies.append((gaussian_entropy(std).mean((1, 2)), active))
+                if not bool((std > 0).all()):  # a = 0 or no noise network: a deterministic step, no density
+                    x = torch.where(sel, mean, x_ode)
+                    term_mask[:, i + 1] = False
+                else:
+                    x_rand, lp = draw(mean, std, generator)
+                    x = torch.where(sel, x_rand, x_ode)
+                    term_lp[:, i + 1] = torch.where(sel, lp, torch.zeros_like(lp))
+                    entropies.append((gaussian_entropy(std).mean((1, 2)), active))
             else:
                 x = x_ode
             chain.append(x)

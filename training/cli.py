@@ -1,0 +1,43 @@
+"""`pirl-train`: the training entry point. Subcommands grow with the project (sft, ppo, eval)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any, Sequence
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One `--field` option per field of a flat frozen config dataclass, typed from its default."""
+    for f in dataclasses.fields(cls):
+        default = f.default
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
+                                help=f"(default: {default})")
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
+
+
+def config_from_args(cls: type, args: argparse.Namespace) -> Any:
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from training.demo import DemoConfig
+
+    parser = argparse.ArgumentParser(prog="pirl-train", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="the embedded CPU default: tiny policy, SFT, samplers, checkpoint")
+    add_config_args(demo, DemoConfig)
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from training.demo import run_demo
+
+        run_demo(config_from_args(DemoConfig, args), progress=sys.stderr.isatty())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
