@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/pirl-train demo --out runs/demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check training deploy calibration tests benchmarks
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)

@@ -52,8 +52,9 @@ def main() -> None:
     print(f"{'chunk latency':<34}{'p50 ms':>10}{'p90 ms':>10}")
     with torch.inference_mode():
         for k in (4, 10):
-            cached = _percentiles(lambda: sample_ode(model, model.encode_prefix(obs), obs.state, noise, k), args.repeats)
-            uncached = _percentiles(lambda: sample_ode_uncached(model, obs, noise, k), args.repeats)
+            cached = _percentiles(lambda k=k: sample_ode(model, model.encode_prefix(obs), obs.state, noise, k),
+                                  args.repeats)
+            uncached = _percentiles(lambda k=k: sample_ode_uncached(model, obs, noise, k), args.repeats)
             print(f"{f'K={k} with prefix cache':<34}{cached[0]:>10.2f}{cached[1]:>10.2f}")
             print(f"{f'K={k} without cache':<34}{uncached[0]:>10.2f}{uncached[1]:>10.2f}")
 

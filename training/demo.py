@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.data.synthetic import SyntheticReach, make_synthetic_reach, reach_success
+from training.data.synthetic import ACTION_SPACE, SyntheticReach, make_synthetic_reach, reach_success
 from training.policy.checkpoint import checkpoint_hash, load_checkpoint, save_checkpoint
 from training.policy.config import SamplerConfig
 from training.policy.policy import Policy
@@ -78,7 +78,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     train, _ = make_synthetic_reach(cfg.train_samples, pcfg.action_horizon, pcfg.vision.image_size, camera, cfg.seed)
     held_out, _ = make_synthetic_reach(cfg.eval_samples, pcfg.action_horizon, pcfg.vision.image_size, camera,
                                        cfg.seed + 10_000)
-    policy = Policy.create(pcfg, train.instruction, train.state, train.actions, seed=cfg.seed)
+    policy = Policy.create(pcfg, train.instruction, train.state, train.actions, seed=cfg.seed,
+                           action_space=ACTION_SPACE)
     n_params = sum(p.numel() for p in policy.model.parameters())
     print(f"policy: preset={pcfg.name} params={n_params / 1e6:.2f}M cameras={list(pcfg.camera_names)} "
           f"image={pcfg.vision.image_size}px H={pcfg.action_horizon} time_conditioning={pcfg.time_conditioning}")

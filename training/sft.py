@@ -27,6 +27,8 @@ class SFTConfig:
     warmup_steps: int = 20
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
+    train_prefix: bool = True
+    """SFT trains the whole VLA (a from-scratch tiny model must learn to see); PPO freezes the prefix."""
     seed: int = 0
 
 
@@ -62,6 +64,7 @@ def prepare_demos(policy: Policy, obs: dict[str, Any], actions: np.ndarray) -> D
 def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool = True) -> list[float]:
     """Run `cfg.steps` flow-matching steps; returns the loss per step."""
     model = policy.model
+    model.set_prefix_trainable(cfg.train_prefix)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)

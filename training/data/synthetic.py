@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.policy.action_space import ActionSpace
+
+ACTION_SPACE = ActionSpace(kind="ee_position", names=("x", "y", "gripper"), units="table units in [-1, 1]",
+                           gripper="last dim, 0 = open, 1 = closed", control_hz=10.0)
 COLORS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 80, 230), "yellow": (230, 210, 40)}
 PHRASES = ("move to the {c} block", "reach the {c} square", "go to the {c} one")
 

@@ -20,6 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from training.policy.action_space import ActionSpace
 from training.policy.config import PolicyConfig, SamplerConfig
 from training.policy.model import FlowVLA
 from training.policy.normalize import NormStats
@@ -68,6 +69,7 @@ def save_checkpoint(directory: str | Path, policy: Policy, metadata: dict[str, A
             "version": VERSION,
             "policy": policy.cfg.to_dict(),
             "sampler": dataclasses.asdict(policy.sampler),
+            "action_space": policy.action_space.to_dict() if policy.action_space else None,
             "files": {WEIGHTS_FILE: {"bytes": weights.stat().st_size, "sha256": sha256_file(weights)}},
             "metadata": metadata or {},
         }
@@ -127,6 +129,7 @@ def load_checkpoint(directory: str | Path, expect_config: PolicyConfig | None = 
     try:
         cfg = PolicyConfig.from_dict(config["policy"])
         sampler = SamplerConfig(**config.get("sampler", {}))
+        action_space = ActionSpace.from_dict(config["action_space"]) if config.get("action_space") else None
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{directory / CONFIG_FILE}: invalid policy config: {e}") from None
     if expect_config is not None and cfg != expect_config:
@@ -174,4 +177,7 @@ def load_checkpoint(directory: str | Path, expect_config: PolicyConfig | None = 
         tokenizer = load_tokenizer(directory)
     except (FileNotFoundError, ValueError) as e:
         raise CheckpointError(str(e)) from None
-    return Policy(model, tokenizer, norm_stats, sampler)
+    try:
+        return Policy(model, tokenizer, norm_stats, sampler, action_space)
+    except ValueError as e:
+        raise CheckpointError(f"{directory}: {e}") from None

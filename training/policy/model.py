@@ -92,7 +92,8 @@ class FlowVLA(nn.Module):
         self.action_out_proj = nn.Linear(ew, cfg.action_dim)
 
         # RL-only heads; neither is part of the deterministic (exported) policy.
-        self.noise_net: NoiseNet | None = NoiseNet(ew, cfg.noise_hidden, cfg.action_dim, cfg.noise_std_min, cfg.noise_std_max)
+        self.noise_net: NoiseNet | None = NoiseNet(ew, cfg.noise_hidden, cfg.action_dim, cfg.noise_std_min,
+                                                   cfg.noise_std_max)
         value_in = ew if cfg.value_source == "expert" else pw
         self.value_head: ValueHead | None = ValueHead(value_in, cfg.value_hidden)
 
@@ -133,7 +134,15 @@ class FlowVLA(nn.Module):
 
     def embed_prefix(self, obs: Observation) -> tuple[Tensor, Tensor]:
         """-> tokens (B, Lp, pw), mask (B, Lp). Image tokens per camera in config order, then language."""
-        b = obs.batch_size
+        b, s, cfg = obs.batch_size, self.cfg.vision.image_size, self.cfg
+        for name in cfg.camera_names:
+            img = obs.images.get(name)
+            if img is None or img.shape != (b, s, s, 3) or img.dtype != torch.uint8:
+                got = None if img is None else (tuple(img.shape), img.dtype)
+                raise ValueError(f"camera {name!r}: expected uint8 ({b}, {s}, {s}, 3), got {got}")
+        if obs.tokens.shape != (b, cfg.max_token_len) or obs.token_mask.shape != obs.tokens.shape:
+            raise ValueError(f"tokens and token_mask must be ({b}, {cfg.max_token_len}), got "
+                             f"{tuple(obs.tokens.shape)} and {tuple(obs.token_mask.shape)}")
         image_tokens = [self.vision(obs.images[name]) for name in self.cfg.camera_names]  # each (B, P, pw)
         # Gemma scales token embeddings by sqrt(width).
         lang = self.token_embed(obs.tokens) * math.sqrt(self.cfg.prefix.width)  # (B, Lt, pw)
@@ -160,6 +169,10 @@ class FlowVLA(nn.Module):
     # ------------------------------------------------------------------ suffix
     def embed_suffix(self, state: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor | None]:
         """state (B, S), x_t (B, H, A), t (B,) -> tokens (B, 1 + H, ew), adaRMS conditioning (B, ew) or None."""
+        b, c = x_t.shape[0], self.cfg
+        if x_t.shape != (b, c.action_horizon, c.action_dim) or state.shape != (b, c.state_dim) or t.shape != (b,):
+            raise ValueError(f"expected x_t ({b}, {c.action_horizon}, {c.action_dim}), state ({b}, {c.state_dim}), "
+                             f"t ({b},); got {tuple(x_t.shape)}, {tuple(state.shape)}, {tuple(t.shape)}")
         ew = self.cfg.expert.width
         state_tok = self.state_proj(state)[:, None, :]  # (B, 1, ew)
         action_tok = self.action_in_proj(x_t)  # (B, H, ew)
@@ -168,7 +181,8 @@ class FlowVLA(nn.Module):
             cond = F.silu(self.time_mlp_out(F.silu(self.time_mlp_in(time_emb))))
         else:
             time_tok = time_emb[:, None, :].expand_as(action_tok)
-            action_tok = self.action_time_mlp_out(F.silu(self.action_time_mlp_in(torch.cat([action_tok, time_tok], -1))))
+            mixed = self.action_time_mlp_in(torch.cat([action_tok, time_tok], dim=-1))  # (B, H, ew)
+            action_tok = self.action_time_mlp_out(F.silu(mixed))
             cond = None
         return torch.cat([state_tok, action_tok], dim=1), cond
 
@@ -194,7 +208,7 @@ class FlowVLA(nn.Module):
         x, cond = self.embed_suffix(state, x_t, t)
         positions = self._suffix_positions(cache.mask)
         mask = self._suffix_mask(cache.mask)
-        for block, k_prefix, v_prefix in zip(self.expert_blocks, cache.keys, cache.values):
+        for block, k_prefix, v_prefix in zip(self.expert_blocks, cache.keys, cache.values, strict=True):
             q, k, v, gate = block.qkv(x, positions, cond, self.cfg.rope_max_wavelength)
             out = attention(q, torch.cat([k_prefix, k], dim=2), torch.cat([v_prefix, v], dim=2), mask)
             x = block.finish(x, out, gate, cond)
@@ -211,7 +225,7 @@ class FlowVLA(nn.Module):
                                              device=xp.device)], dim=2)
         mask = torch.cat([prefix_rows, self._suffix_mask(pmask)], dim=1)  # (B, Lp + Ls, Lp + Ls)
         rw = self.cfg.rope_max_wavelength
-        for pblock, eblock in zip(self.prefix_blocks, self.expert_blocks):
+        for pblock, eblock in zip(self.prefix_blocks, self.expert_blocks, strict=True):
             qp, kp, vp, gp = pblock.qkv(xp, positions[:, :lp], None, rw)
             qs, ks, vs, gs = eblock.qkv(xs, positions[:, lp:], cond, rw)
             out = attention(torch.cat([qp, qs], 2), torch.cat([kp, ks], 2), torch.cat([vp, vs], 2), mask)

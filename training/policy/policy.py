@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.policy.action_space import ActionSpace
 from training.policy.config import PolicyConfig, SamplerConfig
 from training.policy.model import FlowVLA, Observation
 from training.policy.normalize import NormMode, NormStats, Stats, normalize, unnormalize
@@ -78,8 +79,11 @@ class Policy:
     """A trained FlowVLA with its tokenizer and norm stats. `infer` is the deterministic ODE policy."""
 
     def __init__(self, model: FlowVLA, tokenizer: Tokenizer, norm_stats: NormStats,
-                 sampler: SamplerConfig = SamplerConfig()):
+                 sampler: SamplerConfig = SamplerConfig(), action_space: ActionSpace | None = None):
         cfg = model.cfg
+        if action_space is not None and action_space.dim != norm_stats.actions.dim:
+            raise ValueError(f"action space {action_space.kind} has {action_space.dim} dims {action_space.names} "
+                             f"but the action norm stats have {norm_stats.actions.dim}")
         if tokenizer.vocab_size > cfg.vocab_size:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model's vocab_size is "
                              f"{cfg.vocab_size}")
@@ -87,16 +91,18 @@ class Policy:
             raise ValueError(f"norm stats dims (state {norm_stats.state.dim}, actions {norm_stats.actions.dim}) "
                              f"exceed the model's padded dims ({cfg.state_dim}, {cfg.action_dim})")
         self.model, self.tokenizer, self.norm_stats, self.sampler = model, tokenizer, norm_stats, sampler
+        self.action_space = action_space
 
     @classmethod
     def create(cls, cfg: PolicyConfig, instructions: list[str], states: np.ndarray, actions: np.ndarray,
-               norm_mode: NormMode = "zscore", sampler: SamplerConfig = SamplerConfig(), seed: int = 0) -> "Policy":
+               norm_mode: NormMode = "zscore", sampler: SamplerConfig = SamplerConfig(), seed: int = 0,
+               action_space: ActionSpace | None = None) -> "Policy":
         """A fresh policy for a dataset: word tokenizer from its instructions, norm stats from its states
         (N, S_real) and actions (N, H, A_real), weights initialised with `seed`."""
         tokenizer = WordTokenizer.build(instructions, cfg.vocab_size)
         stats = NormStats(Stats.from_data(states), Stats.from_data(actions), norm_mode)
         torch.manual_seed(seed)
-        return cls(FlowVLA(cfg), tokenizer, stats, sampler)
+        return cls(FlowVLA(cfg), tokenizer, stats, sampler, action_space)
 
     @property
     def cfg(self) -> PolicyConfig:
@@ -114,7 +120,8 @@ class Policy:
         tokens, mask = tokenize(self.tokenizer, list(obs["instruction"]), self.cfg.max_token_len)
         dev = self.device
         return Observation(
-            images={c: torch.as_tensor(np.ascontiguousarray(obs["images"][c]), device=dev) for c in self.cfg.camera_names},
+            images={c: torch.as_tensor(np.ascontiguousarray(obs["images"][c]), device=dev)
+                    for c in self.cfg.camera_names},
             state=torch.as_tensor(state, device=dev),
             tokens=torch.as_tensor(tokens, device=dev),
             token_mask=torch.as_tensor(mask, device=dev),

@@ -18,8 +18,15 @@ from torch import Tensor
 
 from training.policy.config import LogProbReduction, SamplerConfig
 from training.policy.model import FlowVLA, Observation, PrefixCache
-from training.policy.samplers import (draw, flow_noise_step, flow_sde_step, gaussian_entropy, gaussian_log_prob,
-                                      ode_step, time_grid)
+from training.policy.samplers import (
+    draw,
+    flow_noise_step,
+    flow_sde_step,
+    gaussian_entropy,
+    gaussian_log_prob,
+    ode_step,
+    time_grid,
+)
 
 
 @dataclass

@@ -32,7 +32,7 @@ class GaussianMixture:
         m = torch.tensor(self.means, dtype=x.dtype)  # (K, D)
         s2 = torch.tensor(self.stds, dtype=x.dtype) ** 2  # (K,)
         logw = torch.log(torch.tensor(self.weights, dtype=x.dtype))
-        t = torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1) if torch.is_tensor(t) else torch.tensor([[t]], dtype=x.dtype)
+        t = torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1)  # (N or 1, 1)
         var = (1 - t) ** 2 * s2 + t**2  # (N or 1, K)
         resid = x[:, None, :] - (1 - t)[:, :, None] * m[None]  # (N, K, D)
         d = x.shape[1]

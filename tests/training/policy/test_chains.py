@@ -8,7 +8,7 @@ from tests.conftest import micro_config
 from training.policy.config import SamplerConfig
 from training.policy.model import FlowVLA, Observation
 from training.policy.samplers import flow_sde_step, time_grid
-from training.policy.sampling import (chain_log_probs, element_mask, reduce_log_prob, sample_chain, sample_ode)
+from training.policy.sampling import chain_log_probs, element_mask, reduce_log_prob, sample_chain, sample_ode
 
 B = 3
 

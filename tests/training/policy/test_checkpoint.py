@@ -9,6 +9,7 @@ import torch
 
 import training.policy.checkpoint as ckpt_mod
 from tests.conftest import micro_config
+from training.policy.action_space import ActionSpace
 from training.policy.checkpoint import CheckpointError, checkpoint_hash, load_checkpoint, save_checkpoint
 from training.policy.policy import Policy, fake_obs
 
@@ -17,7 +18,12 @@ def _policy(seed=0, **overrides):
     cfg = micro_config(**overrides)
     rng = np.random.default_rng(seed)
     return Policy.create(cfg, ["pick up the cube"], rng.standard_normal((20, 4)).astype(np.float32),
-                         rng.standard_normal((20, cfg.action_horizon, 3)).astype(np.float32), seed=seed)
+                         rng.standard_normal((20, cfg.action_horizon, 3)).astype(np.float32), seed=seed,
+                         action_space=ARM)
+
+
+ARM = ActionSpace(kind="joint_position", names=("shoulder", "elbow", "gripper"), units="rad",
+                  gripper="last dim, 0 = open, 1 = closed", control_hz=15.0)
 
 
 def test_round_trip_gives_identical_actions(tmp_path):
@@ -28,11 +34,24 @@ def test_round_trip_gives_identical_actions(tmp_path):
     loaded = load_checkpoint(path, expect_config=policy.cfg)
     obs = fake_obs(policy.cfg, 2, state_dim=4)
     noise = np.random.default_rng(0).standard_normal((2, policy.cfg.action_horizon, policy.cfg.action_dim))
-    np.testing.assert_array_equal(loaded.infer(obs, noise.astype(np.float32)), policy.infer(obs, noise.astype(np.float32)))
+    noise = noise.astype(np.float32)
+    np.testing.assert_array_equal(loaded.infer(obs, noise), policy.infer(obs, noise))
     for k, v in policy.model.state_dict().items():
         assert torch.equal(v, loaded.model.state_dict()[k]), k
     assert json.loads((path / "config.json").read_text())["metadata"] == {"step": 7}
     assert len(checkpoint_hash(path)) == 64
+    assert loaded.action_space == ARM
+
+
+def test_action_space_must_fit_the_actions(tmp_path):
+    path = save_checkpoint(tmp_path / "ckpt", _policy())
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["action_space"]["names"] = ["only", "two"]
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"action space joint_position has 2 dims.*norm stats have 3"):
+        load_checkpoint(path)
+    with pytest.raises(ValueError, match="unknown action kind"):
+        ActionSpace(kind="torque", names=("a",))
 
 
 def test_loading_never_unpickles(tmp_path, monkeypatch):
@@ -70,7 +89,8 @@ def test_truncated_weights_are_named(tmp_path):
     path = save_checkpoint(tmp_path / "ckpt", _policy())
     weights = path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])
-    with pytest.raises(CheckpointError, match=r"model\.safetensors is \d+ bytes but config\.json recorded \d+.*truncated"):
+    message = r"model\.safetensors is \d+ bytes but config\.json recorded \d+.*truncated"
+    with pytest.raises(CheckpointError, match=message):
         load_checkpoint(path)
 
 

@@ -10,8 +10,14 @@ from tests.training.policy.test_chains import _obs
 from training.policy.config import PolicyConfig, SamplerConfig
 from training.policy.model import FlowVLA, Observation
 from training.policy.presets import PRESETS, get_preset
-from training.policy.sampling import (chain_log_probs, element_mask, reduce_log_prob, sample_chain, sample_ode,
-                                      sample_ode_uncached)
+from training.policy.sampling import (
+    chain_log_probs,
+    element_mask,
+    reduce_log_prob,
+    sample_chain,
+    sample_ode,
+    sample_ode_uncached,
+)
 
 
 def _randomize_adaptive_norms(model: FlowVLA) -> None:
@@ -146,3 +152,15 @@ def test_gradients_reach_expert_noise_net_and_value_head_but_not_a_frozen_prefix
     _ppo_like_loss(model, obs, "flow_sde").backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.vision.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.prefix_blocks.parameters())
+
+
+def test_model_boundaries_check_shapes():
+    cfg = micro_config()
+    model = FlowVLA(cfg)
+    obs = _obs(cfg)
+    cache = model.encode_prefix(obs)
+    with pytest.raises(ValueError, match=r"expected x_t \(3, 5, 6\)"):
+        model.velocity(cache, obs.state, torch.zeros(3, 4, 6), torch.ones(3))
+    small = dict(obs.images, base=obs.images["base"][:, :16, :16])
+    with pytest.raises(ValueError, match="camera 'base': expected uint8"):
+        model.encode_prefix(dataclasses.replace(obs, images=small))

@@ -16,7 +16,8 @@ def policy():
     cfg = micro_config()
     rng = np.random.default_rng(0)
     return Policy.create(cfg, ["pick up the red cube", "open the drawer"],
-                         rng.standard_normal((50, REAL_STATE)), rng.standard_normal((50, cfg.action_horizon, REAL_ACTION)))
+                         rng.standard_normal((50, REAL_STATE)),
+                         rng.standard_normal((50, cfg.action_horizon, REAL_ACTION)))
 
 
 def _good(policy, batch=2):

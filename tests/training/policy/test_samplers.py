@@ -8,8 +8,16 @@ import torch
 from scipy.stats import ks_2samp
 from torch.distributions import Normal
 
-from training.policy.samplers import (draw, flow_noise_step, flow_sde_step, gaussian_entropy, gaussian_log_prob,
-                                      ode_step, sde_sigma, time_grid)
+from training.policy.samplers import (
+    draw,
+    flow_noise_step,
+    flow_sde_step,
+    gaussian_entropy,
+    gaussian_log_prob,
+    ode_step,
+    sde_sigma,
+    time_grid,
+)
 from training.policy.toy import DEFAULT_MIXTURE
 
 

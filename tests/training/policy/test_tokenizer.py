@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 import sentencepiece
 
-from training.policy.tokenizer import (InstructionTooLongError, SentencePieceTokenizer, WordTokenizer,
-                                       load_tokenizer, tokenize)
+from training.policy.tokenizer import (
+    InstructionTooLongError,
+    SentencePieceTokenizer,
+    WordTokenizer,
+    load_tokenizer,
+    tokenize,
+)
 
 INSTRUCTIONS = ["Pick up the red cube.", "push the cube to the goal", "pick up the green cube"]
 
