@@ -1,0 +1,1 @@
+"""Simulators behind one vectorized env contract (see `training.envs.base`)."""
