@@ -13,7 +13,6 @@ reports too. Actions: the ManiSkill controller's (default `pd_ee_delta_pos`, nor
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -21,11 +20,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from training.envs.base import ChunkStep, EnvError, EpisodeStats, check_chunk, episode_seed
 from training.envs.camera import CameraSpec
 from training.envs.maniskill_tasks import INSTRUCTIONS, check_task
-
-INSTRUCTION_SPACE = gym.spaces.Text(max_length=256, charset="".join(chr(c) for c in range(32, 127)))
+from training.envs.pool import ChunkEnv, WorkerPool, limit_threads
 
 
 @dataclass(frozen=True)
@@ -91,32 +88,22 @@ def _to_numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
-class ManiSkillChunkEnv(gym.Env):
-    """One ManiSkill env (CPU backend) that executes a chunk per `step` and auto-resets itself."""
+class ManiSkillChunkEnv(ChunkEnv):
+    """One ManiSkill env on the CPU backend: a chunk per `step`, cameras rendered at decision points."""
 
-    def __init__(self, task: str, cfg: ManiSkillConfig, env_index: int = 0):
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
-        import torch
-
-        torch.set_num_threads(1)
-        self.task, self.cfg, self.env_index = task, cfg, env_index
+    def __init__(self, task: str, cfg: ManiSkillConfig):
+        limit_threads()
+        self.task, self.cfg = task, cfg
         self.env = make_maniskill(task, cfg)
         self.raw = self.env.unwrapped
         _, self.camera_spec = _sensor_overrides(cfg)
-        h, w = cfg.image_size
+        self.camera_names = (cfg.camera_name,)
+        self.image_size = cfg.image_size
+        self.render_every_step = cfg.render_every_step
         self.state_dim = int(self.raw.agent.robot.get_qpos().shape[-1])
         self.action_dim = int(self.env.action_space.shape[-1])
-        self.observation_space = gym.spaces.Dict({
-            "images": gym.spaces.Dict({cfg.camera_name: gym.spaces.Box(0, 255, (h, w, 3), np.uint8)}),
-            "state": gym.spaces.Box(-np.inf, np.inf, (self.state_dim,), np.float32),
-            "instruction": INSTRUCTION_SPACE,
-        })
-        self.action_space = gym.spaces.Box(-np.inf, np.inf, (1, self.action_dim), np.float32)
-        self._base_seed, self._episode = 0, 0
-        self._instruction = ""
-        self._ep_return, self._ep_len, self._ep_success, self._ep_seed = 0.0, 0, False, 0
+        self._init_spaces()
 
-    # ------------------------------------------------------------------ observation
     def _place_camera(self) -> None:
         if self.camera_spec is None:
             return
@@ -131,140 +118,152 @@ class ManiSkillChunkEnv(gym.Env):
         data = self.raw._get_obs_sensor_data()
         return {self.cfg.camera_name: _to_numpy(data[self.cfg.camera_name]["rgb"])[0]}
 
-    def _observe(self) -> dict[str, Any]:
-        state = _to_numpy(self.raw.agent.robot.get_qpos())[0].astype(np.float32)
-        return {"images": self.render_images(), "state": state, "instruction": self._instruction}
+    def _sim_state(self) -> np.ndarray:
+        return _to_numpy(self.raw.agent.robot.get_qpos())[0].astype(np.float32)
 
-    # ------------------------------------------------------------------ episodes
-    def _start_episode(self, seed: int) -> None:
+    def _sim_reset(self, seed: int) -> str:
         self.env.reset(seed=seed)
         self._place_camera()
         phrases = INSTRUCTIONS[self.task]
-        self._instruction = phrases[np.random.default_rng(seed).integers(len(phrases))]
-        self._ep_return, self._ep_len, self._ep_success, self._ep_seed = 0.0, 0, False, seed
+        return phrases[np.random.default_rng(seed).integers(len(phrases))]
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        if seed is not None:
-            self._base_seed, self._episode = int(seed), 0
-        else:
-            self._episode += 1
-        self._start_episode(episode_seed(self._base_seed, self._episode))
-        return self._observe(), {}
-
-    def step(self, chunk: np.ndarray):
-        chunk = np.asarray(chunk, np.float32).reshape(-1, self.action_dim)
-        reward, success, executed = 0.0, False, 0
-        terminated = truncated = False
-        for action in chunk:
-            _, r, term, trunc, info = self.env.step(action[None])
-            executed += 1
-            reward += float(_to_numpy(r).sum())
-            success |= bool(_to_numpy(info.get("success", False)).any())
-            terminated, truncated = bool(_to_numpy(term).any()), bool(_to_numpy(trunc).any())
-            if self.cfg.render_every_step:
-                self.render_images()
-            if terminated or truncated:
-                break
-        self._ep_return += reward
-        self._ep_len += executed
-        self._ep_success |= success
-        info = {"success": success, "executed": executed, "task": self.task}
-        if terminated or truncated:
-            # One opaque value (not a dict), so the vector env keeps it per env instead of merging its keys.
-            info["final"] = (self._observe(), EpisodeStats(self.task, self._instruction, self._ep_seed,
-                                                           self._ep_len, self._ep_return, self._ep_success))
-            self._episode += 1
-            self._start_episode(episode_seed(self._base_seed, self._episode))
-        return self._observe(), reward, terminated, truncated, info
+    def _sim_step(self, action: np.ndarray) -> tuple[float, bool, bool, bool]:
+        _, r, term, trunc, info = self.env.step(action[None])
+        return (float(_to_numpy(r).sum()), bool(_to_numpy(info.get("success", False)).any()),
+                bool(_to_numpy(term).any()), bool(_to_numpy(trunc).any()))
 
     def close(self) -> None:
         self.env.close()
 
 
-def _make_worker(task: str, cfg: ManiSkillConfig, index: int) -> ManiSkillChunkEnv:
-    return ManiSkillChunkEnv(task, cfg, index)
+def _make_worker(task: str, cfg: ManiSkillConfig) -> ManiSkillChunkEnv:
+    return ManiSkillChunkEnv(task, cfg)
 
 
-class ManiSkillVecEnv:
+class ManiSkillVecEnv(WorkerPool):
     """N ManiSkill envs on the CPU backend, one worker process each, behind the VecEnv contract."""
 
     def __init__(self, cfg: ManiSkillConfig):
         if cfg.sim_backend != "cpu":
-            raise ValueError("ManiSkillVecEnv runs the CPU backend; use make_env() to get the GPU one")
+            raise ValueError("ManiSkillVecEnv runs the CPU backend; use ManiSkillGPUVecEnv for physx_cuda")
         for task in set(cfg.tasks):
             check_task(task)  # fail here, clearly, not inside a worker
+        self.cfg = cfg
+        tasks = [cfg.tasks[i % len(cfg.tasks)] for i in range(cfg.num_envs)]
+        super().__init__([partial(_make_worker, t, cfg) for t in tasks], tasks, "ManiSkill", cfg.step_timeout_s)
+
+
+class ManiSkillGPUVecEnv:
+    """All envs batched on one GPU (`sim_backend="physx_cuda"`), one batched ManiSkill env per task, with the
+    CPU pool's outputs and semantics: chunks stop per env at episode end (later actions of that env are not
+    counted and hold still), done envs are reset at once (partial reset) after the chunk, images rendered
+    once per chunk on the GPU. Needs CUDA; not exercised on CPU-only CI."""
+
+    def __init__(self, cfg: ManiSkillConfig):
+        import torch
+
+        if cfg.sim_backend != "physx_cuda":
+            raise ValueError("ManiSkillGPUVecEnv runs sim_backend='physx_cuda'")
+        if not torch.cuda.is_available():
+            raise RuntimeError("sim_backend='physx_cuda' needs a CUDA GPU; use sim_backend='cpu' here")
         self.cfg = cfg
         self.num_envs = cfg.num_envs
         self.tasks = [cfg.tasks[i % len(cfg.tasks)] for i in range(cfg.num_envs)]
         self.camera_names = (cfg.camera_name,)
         self.image_size = cfg.image_size
-        fns = [partial(_make_worker, task, cfg, i) for i, task in enumerate(self.tasks)]
-        try:
-            self._pool = gym.vector.AsyncVectorEnv(fns, shared_memory=False, context="forkserver",
-                                                   autoreset_mode=gym.vector.AutoresetMode.DISABLED)
-        except Exception as e:
-            raise EnvError(f"starting {cfg.num_envs} ManiSkill worker processes failed: {type(e).__name__}: {e}. "
-                           "The workers' own tracebacks are printed above.") from e
-        space = self._pool.single_observation_space
-        self.state_dim = int(space["state"].shape[0])
-        self.action_dim = int(self._pool.single_action_space.shape[-1])
-        self._closed = False
+        self._groups = []  # (task, env, indices into the batch)
+        for task in dict.fromkeys(self.tasks):
+            idx = np.array([i for i, t in enumerate(self.tasks) if t == task])
+            self._groups.append((task, make_maniskill(task, cfg, num_envs=len(idx)), idx))
+        env0 = self._groups[0][1]
+        self.state_dim = int(env0.unwrapped.agent.robot.get_qpos().shape[-1])
+        self.action_dim = int(env0.action_space.shape[-1])
+        self._seeds = np.zeros(self.num_envs, dtype=np.int64)
+        self._episode = np.zeros(self.num_envs, dtype=np.int64)
+        self._base = np.zeros(self.num_envs, dtype=np.int64)
+        self._instr = [""] * self.num_envs
+        self._ep_ret = np.zeros(self.num_envs)
+        self._ep_len = np.zeros(self.num_envs, dtype=np.int64)
+        self._ep_succ = np.zeros(self.num_envs, dtype=bool)
 
-    def _call(self, fn, what: str):
-        try:
-            return fn()
-        except Exception as e:  # a worker that raised or died: say which, close cleanly, never hang
-            dead = [f"env {i} ({self.tasks[i]}, pid {p.pid}, exit code {p.exitcode})"
-                    for i, p in enumerate(self._pool.processes) if not p.is_alive()]
-            self.close(terminate=True)
-            if dead:
-                raise EnvError(f"ManiSkill worker process died during {what}: {'; '.join(dead)}. The pool was "
-                               "closed; create a new env to continue.") from e
-            raise EnvError(f"ManiSkill env failed during {what}: {type(e).__name__}: {e}. The pool was "
-                           "closed; create a new env to continue.") from e
+    def _start(self, task: str, env, idx: np.ndarray, local: np.ndarray) -> None:
+        import torch
 
-    @staticmethod
-    def _batch(obs: dict[str, Any]) -> dict[str, Any]:
-        return {"images": dict(obs["images"]), "state": np.asarray(obs["state"], np.float32),
-                "instruction": list(obs["instruction"])}
+        from training.envs.base import episode_seed
+
+        seeds = [episode_seed(int(self._base[i]), int(self._episode[i])) for i in idx[local]]
+        env.reset(seed=seeds, options={"env_idx": torch.as_tensor(local, device=env.unwrapped.device)})
+        phrases = INSTRUCTIONS[task]
+        for i, s in zip(idx[local], seeds, strict=True):
+            self._seeds[i], self._instr[i] = s, phrases[np.random.default_rng(s).integers(len(phrases))]
+            self._ep_ret[i], self._ep_len[i], self._ep_succ[i] = 0.0, 0, False
+
+    def _observe(self) -> dict[str, Any]:
+        h, w = self.image_size
+        images = np.zeros((self.num_envs, h, w, 3), np.uint8)
+        state = np.zeros((self.num_envs, self.state_dim), np.float32)
+        for _, env, idx in self._groups:
+            data = env.unwrapped._get_obs_sensor_data()
+            images[idx] = _to_numpy(data[self.cfg.camera_name]["rgb"])
+            state[idx] = _to_numpy(env.unwrapped.agent.robot.get_qpos())
+        return {"images": {self.cfg.camera_name: images}, "state": state, "instruction": list(self._instr)}
 
     def reset(self, seed: int = 0) -> dict[str, Any]:
-        obs, _ = self._call(lambda: self._pool.reset(seed=seed), "reset")
-        return self._batch(obs)
+        self._base = seed + np.arange(self.num_envs)
+        self._episode[:] = 0
+        for task, env, idx in self._groups:
+            self._start(task, env, idx, np.arange(len(idx)))
+        return self._observe()
 
-    def step(self, chunk: np.ndarray) -> ChunkStep:
-        if self._closed:
-            raise EnvError("this env was closed; create a new one")
+    def step(self, chunk: np.ndarray):
+        import torch
+
+        from training.envs.base import ChunkStep, EpisodeStats, check_chunk
+
         chunk = check_chunk(chunk, self.num_envs, self.action_dim)
-
-        def run():
-            self._pool.step_async(chunk)
-            return self._pool.step_wait(timeout=self.cfg.step_timeout_s)
-
-        obs, reward, terminated, truncated, info = self._call(run, "step")
         n = self.num_envs
-        final_obs: list[dict | None] = [None] * n
-        episodes: list[EpisodeStats | None] = [None] * n
-        for i in range(n):
-            if "final" in info and info["_final"][i]:
-                final_obs[i], episodes[i] = info["final"][i]
-        return ChunkStep(obs=self._batch(obs), reward=np.asarray(reward, np.float32),
-                         terminated=np.asarray(terminated, bool), truncated=np.asarray(truncated, bool),
-                         success=np.asarray(info["success"], bool), executed=np.asarray(info["executed"], int),
-                         final_obs=final_obs, episodes=episodes)
+        reward, executed = np.zeros(n, np.float32), np.zeros(n, int)
+        success, term, trunc = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+        for _, env, idx in self._groups:
+            active = np.ones(len(idx), bool)
+            for k in range(chunk.shape[1]):
+                action = np.where(active[:, None], chunk[idx, k], 0.0)
+                _, r, te, tr, info = env.step(torch.as_tensor(action, device=env.unwrapped.device))
+                r, te, tr = _to_numpy(r), _to_numpy(te).astype(bool), _to_numpy(tr).astype(bool)
+                s = _to_numpy(info.get("success", np.zeros(len(idx), bool))).astype(bool)
+                reward[idx] += np.where(active, r, 0.0)
+                executed[idx] += active
+                success[idx] |= s & active
+                term[idx] |= te & active
+                trunc[idx] |= tr & active
+                active &= ~(te | tr)
+                if not active.any():
+                    break
+        self._ep_ret += reward
+        self._ep_len += executed
+        self._ep_succ |= success
+        done = term | trunc
+        final_obs: list = [None] * n
+        episodes: list = [None] * n
+        if done.any():
+            last = self._observe()
+            for i in np.flatnonzero(done):
+                final_obs[i] = {"images": {c: v[i] for c, v in last["images"].items()}, "state": last["state"][i],
+                                "instruction": self._instr[i]}
+                episodes[i] = EpisodeStats(self.tasks[i], self._instr[i], int(self._seeds[i]), int(self._ep_len[i]),
+                                           float(self._ep_ret[i]), bool(self._ep_succ[i]))
+                self._episode[i] += 1
+            for task, env, idx in self._groups:
+                local = np.flatnonzero(done[idx])
+                if len(local):
+                    self._start(task, env, idx, local)
+        return ChunkStep(self._observe(), reward, term, trunc, success, executed, final_obs, episodes)
 
-    def close(self, terminate: bool = False) -> None:
-        if not self._closed:
-            self._closed = True
-            try:
-                self._pool.close(terminate=terminate)
-            except Exception:  # a broken pool: make sure no process outlives us
-                for p in self._pool.processes:
-                    if p.is_alive():
-                        p.kill()
+    def close(self) -> None:
+        for _, env, _ in self._groups:
+            env.close()
 
-    def __enter__(self) -> "ManiSkillVecEnv":
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+def make_maniskill_vec_env(cfg: ManiSkillConfig):
+    """The ManiSkill VecEnv for the configured backend."""
+    return ManiSkillVecEnv(cfg) if cfg.sim_backend == "cpu" else ManiSkillGPUVecEnv(cfg)

@@ -1,0 +1,144 @@
+"""ManiSkill3 behind the chunk-env contract, on the real simulator (CPU physics, lavapipe rendering)."""
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test` (extra: sim)")
+
+from training.envs.base import EnvError, episode_seed  # noqa: E402
+from training.envs.camera import look_at  # noqa: E402
+from training.envs.maniskill import ManiSkillChunkEnv, ManiSkillConfig, ManiSkillVecEnv  # noqa: E402
+from training.envs.maniskill_tasks import INSTRUCTIONS, TaskUnavailableError, available_tasks, check_task  # noqa: E402
+
+CFG = ManiSkillConfig(tasks=("PickCube-v1", "PushCube-v1"), num_envs=2, image_size=(64, 64), max_episode_steps=12)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ManiSkillVecEnv(CFG) as env:
+        yield env
+
+
+def test_reset_gives_a_batch_in_the_contract(pool):
+    obs = pool.reset(seed=7)
+    assert pool.tasks == ["PickCube-v1", "PushCube-v1"] and pool.camera_names == ("base_camera",)
+    img = obs["images"]["base_camera"]
+    assert img.shape == (2, 64, 64, 3) and img.dtype == np.uint8 and img.std() > 10
+    assert obs["state"].shape == (2, pool.state_dim) and obs["state"].dtype == np.float32
+    assert obs["instruction"][0] in INSTRUCTIONS["PickCube-v1"]
+    assert obs["instruction"][1] in INSTRUCTIONS["PushCube-v1"]
+    again = pool.reset(seed=7)
+    np.testing.assert_array_equal(again["images"]["base_camera"], img)
+    np.testing.assert_array_equal(again["state"], obs["state"])
+    other = pool.reset(seed=8)
+    assert not np.array_equal(other["images"]["base_camera"], img), "another seed, another scene"
+
+
+def test_chunks_stop_at_episode_end_and_auto_reset(pool):
+    pool.reset(seed=11)
+    rng = np.random.default_rng(0)
+    chunk = lambda: rng.uniform(-1, 1, (2, 5, pool.action_dim)).astype(np.float32)  # noqa: E731
+    first, second = pool.step(chunk()), pool.step(chunk())
+    assert first.executed.tolist() == [5, 5] and not first.done.any() and first.episodes == [None, None]
+    last = pool.step(chunk())  # the 12-step limit ends both episodes 2 actions into this chunk
+    assert last.executed.tolist() == [2, 2] and last.truncated.all()
+    for i in range(2):
+        ep = last.episodes[i]
+        assert ep.length == 12 and ep.seed == 11 + i and ep.task == pool.tasks[i]
+        final = last.final_obs[i]
+        # The returned observation is the new episode's first; the finished one's last is kept apart.
+        assert not np.allclose(final["state"], last.obs["state"][i])
+        assert final["images"]["base_camera"].shape == (64, 64, 3)
+    assert second.obs["state"].shape == (2, pool.state_dim)
+    # The new episode is reproducible from its derived seed.
+    solo = ManiSkillChunkEnv("PickCube-v1", CFG)
+    try:
+        solo.reset(seed=11)
+        solo._start_episode(episode_seed(11, 1))
+        np.testing.assert_allclose(solo.observe()["state"], last.obs["state"][0], atol=1e-6)
+    finally:
+        solo.close()
+
+
+def test_bad_chunks_are_refused_before_reaching_the_simulator(pool):
+    obs = pool.reset(seed=3)
+    bad = np.zeros((2, 4, pool.action_dim), np.float32)
+    bad[1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite value at \[env 1, step 2, dim 0\]"):
+        pool.step(bad)
+    with pytest.raises(ValueError, match=r"action chunk must be \(N=2, H_exec>=1, A=\d+\)"):
+        pool.step(np.zeros((2, pool.action_dim), np.float32))
+    with pytest.raises(ValueError, match="floating point"):
+        pool.step(np.zeros((2, 3, pool.action_dim), np.int64))
+    out = pool.step(np.zeros((2, 3, pool.action_dim), np.float32))  # the env is intact
+    assert out.executed.tolist() == [3, 3]
+    assert out.obs["instruction"] == obs["instruction"]
+
+
+def test_unknown_and_asset_missing_tasks_get_clear_errors():
+    works = available_tasks()
+    assert {"PickCube-v1", "PushCube-v1", "PullCube-v1", "StackCube-v1"} <= set(works)
+    with pytest.raises(TaskUnavailableError, match="unknown ManiSkill task 'PickMoon-v1'.*PickCube-v1"):
+        check_task("PickMoon-v1")
+    with pytest.raises(TaskUnavailableError, match="needs assets that are not on this machine.*PickCube-v1"):
+        check_task("PutCarrotOnPlateInScene-v1")
+    with pytest.raises(TaskUnavailableError, match="unknown ManiSkill task"):
+        ManiSkillVecEnv(ManiSkillConfig(tasks=("PickMoon-v1",)))
+
+
+def test_camera_from_yaml_projects_like_its_K(tmp_path):
+    spec = look_at("base_camera", eye_base=[1.0, 0.35, 0.55], target_base=[0.6, 0.0, 0.05], width=128,
+                   height=96, fov_y_deg=50)
+    path = tmp_path / "camera.yaml"
+    spec.save(path)
+    cfg = ManiSkillConfig(tasks=("PickCube-v1",), num_envs=1, image_size=(96, 128), camera_file=str(path))
+    env = ManiSkillChunkEnv("PickCube-v1", cfg)
+    try:
+        env.reset(seed=0)
+        raw = env.raw
+        T_world_base = raw.agent.robot.pose.to_transformation_matrix()[0].numpy()
+        cam = raw._sensors["base_camera"]
+        params = cam.get_params()
+        np.testing.assert_allclose(params["intrinsic_cv"][0].numpy(), spec.K, atol=1e-4)
+        T_world_cam = T_world_base @ spec.T_base_camera
+        np.testing.assert_allclose(params["extrinsic_cv"][0].numpy(), np.linalg.inv(T_world_cam)[:3], atol=1e-5)
+
+        # A known 3-D point: the centre of the cube's top face. Project it with K, then ask the renderer what
+        # surface it sees at that pixel.
+        top = raw.cube.pose.p[0].numpy() + [0.0, 0.0, raw.cube_half_size]
+        top_base = (np.linalg.inv(T_world_base) @ np.r_[top, 1.0])[:3]
+        u, v = spec.project(top_base[None])[0]
+        images = env.render_images()["base_camera"]
+        px = images[int(round(v)), int(round(u))]
+        assert px[0] > 150 and px[1] < 80 and px[2] < 80, f"the cube (red) is not at the projected pixel: {px}"
+        cam.capture()
+        seen = cam.get_obs(rgb=False, depth=False, position=True, segmentation=False)["position"][0].numpy()
+        p_gl = seen[int(round(v)), int(round(u)), :3].astype(float) / 1000.0  # OpenGL camera frame, mm
+        p_cv = np.array([p_gl[0], -p_gl[1], -p_gl[2]])
+        uv_seen = spec.K @ p_cv
+        uv_seen = uv_seen[:2] / uv_seen[2]
+        # The rendered surface point projects back within a pixel of where K put the known point.
+        assert np.abs(uv_seen - [u, v]).max() < 1.0, (uv_seen, (u, v))
+        p_base = (spec.T_base_camera @ np.r_[p_cv, 1.0])[:3]
+        assert np.linalg.norm(p_base - top_base) < 0.01, (p_base, top_base)
+    finally:
+        env.close()
+
+
+def test_a_dead_worker_is_reported_by_env_without_a_hang():
+    env = ManiSkillVecEnv(ManiSkillConfig(tasks=("PushCube-v1",), num_envs=2, step_timeout_s=60))
+    env.reset(seed=0)
+    victim = env.processes[1]
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join(timeout=10)
+    t0 = time.monotonic()
+    with pytest.raises(EnvError, match=r"ManiSkill worker process died during step: env 1 \(PushCube-v1, pid \d+"):
+        env.step(np.zeros((2, 2, env.action_dim), np.float32))
+    assert time.monotonic() - t0 < 30
+    assert all(not p.is_alive() for p in env.processes), "the rest of the pool was shut down"
+    with pytest.raises(EnvError, match="closed"):
+        env.step(np.zeros((2, 2, env.action_dim), np.float32))
