@@ -26,17 +26,27 @@ def config_from_args(cls: type, args: argparse.Namespace) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from training.data.collect import CollectConfig
     from training.demo import DemoConfig
 
     parser = argparse.ArgumentParser(prog="pirl-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="the embedded CPU default: tiny policy, SFT, samplers, checkpoint")
     add_config_args(demo, DemoConfig)
+    demos = sub.add_parser("demos", help="collect scripted demonstrations into a dataset directory")
+    add_config_args(demos, CollectConfig)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from training.demo import run_demo
 
         run_demo(config_from_args(DemoConfig, args), progress=sys.stderr.isatty())
+    elif args.command == "demos":
+        import json
+
+        from training.data.collect import collect
+
+        summary = collect(config_from_args(CollectConfig, args), progress=sys.stderr.isatty())
+        print(json.dumps(summary))
     return 0
 
 

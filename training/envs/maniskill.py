@@ -118,16 +118,16 @@ class ManiSkillChunkEnv(ChunkEnv):
         data = self.raw._get_obs_sensor_data()
         return {self.cfg.camera_name: _to_numpy(data[self.cfg.camera_name]["rgb"])[0]}
 
-    def _sim_state(self) -> np.ndarray:
+    def sim_state(self) -> np.ndarray:
         return _to_numpy(self.raw.agent.robot.get_qpos())[0].astype(np.float32)
 
-    def _sim_reset(self, seed: int) -> str:
+    def sim_reset(self, seed: int) -> str:
         self.env.reset(seed=seed)
         self._place_camera()
         phrases = INSTRUCTIONS[self.task]
         return phrases[np.random.default_rng(seed).integers(len(phrases))]
 
-    def _sim_step(self, action: np.ndarray) -> tuple[float, bool, bool, bool]:
+    def sim_step(self, action: np.ndarray) -> tuple[float, bool, bool, bool]:
         _, r, term, trunc, info = self.env.step(action[None])
         return (float(_to_numpy(r).sum()), bool(_to_numpy(info.get("success", False)).any()),
                 bool(_to_numpy(term).any()), bool(_to_numpy(trunc).any()))

@@ -21,7 +21,8 @@ INSTRUCTION_SPACE = gym.spaces.Text(max_length=512, charset="".join(chr(c) for c
 
 
 class ChunkEnv(gym.Env):
-    """One simulator env. Subclasses implement the four `_sim_*` hooks and `render_images`."""
+    """One simulator env. Subclasses implement the `sim_*` hooks and `render_images`; scripted demo
+    collection drives those hooks directly (one action and one render per step)."""
 
     task: str
     camera_names: tuple[str, ...]
@@ -31,15 +32,15 @@ class ChunkEnv(gym.Env):
     render_every_step: bool = False
 
     # ------------------------------------------------------------------ hooks
-    def _sim_reset(self, seed: int) -> str:
+    def sim_reset(self, seed: int) -> str:
         """Start an episode from `seed`; return its instruction."""
         raise NotImplementedError
 
-    def _sim_step(self, action: np.ndarray) -> tuple[float, bool, bool, bool]:
+    def sim_step(self, action: np.ndarray) -> tuple[float, bool, bool, bool]:
         """Apply one action; return (reward, success, terminated, truncated)."""
         raise NotImplementedError
 
-    def _sim_state(self) -> np.ndarray:
+    def sim_state(self) -> np.ndarray:
         """Proprioceptive state, float32 (state_dim,)."""
         raise NotImplementedError
 
@@ -61,10 +62,10 @@ class ChunkEnv(gym.Env):
         self._ep_return, self._ep_len, self._ep_success, self._ep_seed = 0.0, 0, False, 0
 
     def observe(self) -> dict[str, Any]:
-        return {"images": self.render_images(), "state": self._sim_state(), "instruction": self._instruction}
+        return {"images": self.render_images(), "state": self.sim_state(), "instruction": self._instruction}
 
     def _start_episode(self, seed: int) -> None:
-        self._instruction = self._sim_reset(seed)
+        self._instruction = self.sim_reset(seed)
         self._ep_return, self._ep_len, self._ep_success, self._ep_seed = 0.0, 0, False, seed
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -80,7 +81,7 @@ class ChunkEnv(gym.Env):
         reward, success, executed = 0.0, False, 0
         terminated = truncated = False
         for action in chunk:
-            r, s, terminated, truncated = self._sim_step(action)
+            r, s, terminated, truncated = self.sim_step(action)
             executed += 1
             reward += r
             success |= s

@@ -1,0 +1,136 @@
+"""Scripted demonstration collection: `pirl-train demos --task ... --episodes N --out DIR`.
+
+Each worker process holds one simulator env and its scripted expert and plays whole episodes (one action and
+one camera render per step); the main process streams finished episodes into a `DemoWriter` with a progress
+bar. Demo seeds are `seed + i`, in the training range; `--resume` skips the seeds a dataset already holds.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from training.data.demos import DemoWriter, Episode
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    task: str = "PickCube-v1"
+    """A ManiSkill task id (PickCube-v1, PushCube-v1, PullCube-v1, StackCube-v1) or a LIBERO task as
+    SUITE/INDEX (libero_spatial/0, /1, /2, /3)."""
+    episodes: int = 20
+    out: str = "data/demos"
+    workers: int = 2
+    image_size: int = 64
+    max_episode_steps: int = 0
+    """0: the task's default (ManiSkill 50, StackCube 100; LIBERO the suite's limit)."""
+    seed: int = 0
+    resume: bool = False
+
+
+def _is_libero(task: str) -> bool:
+    return task.startswith("libero_")
+
+
+def make_env_and_expert(cfg: CollectConfig):
+    """(ChunkEnv, expert) for a task, in this process."""
+    if _is_libero(cfg.task):
+        from training.data.experts.libero import PickPlaceBowlExpert
+        from training.envs.libero import LiberoChunkEnv, LiberoConfig
+
+        suite, _, idx = cfg.task.partition("/")
+        if not idx.isdigit():
+            raise ValueError(f"LIBERO tasks are written SUITE/INDEX, e.g. libero_spatial/0; got {cfg.task!r}")
+        env = LiberoChunkEnv(LiberoConfig(suite=suite, image_size=(cfg.image_size, cfg.image_size),
+                                          max_episode_steps=cfg.max_episode_steps or None), int(idx))
+        if suite != "libero_spatial":
+            raise ValueError(f"scripted LIBERO experts exist for libero_spatial only, not {suite}")
+        return env, PickPlaceBowlExpert(env)
+    from training.data.experts.maniskill import EXPERTS
+    from training.envs.maniskill import ManiSkillChunkEnv, ManiSkillConfig
+
+    if cfg.task not in EXPERTS:
+        raise ValueError(f"no scripted expert for {cfg.task!r}; ManiSkill experts: {sorted(EXPERTS)}, LIBERO: "
+                         "libero_spatial/0..3")
+    steps = cfg.max_episode_steps or (100 if cfg.task == "StackCube-v1" else 50)
+    env = ManiSkillChunkEnv(cfg.task, ManiSkillConfig(tasks=(cfg.task,), num_envs=1, max_episode_steps=steps,
+                                                       image_size=(cfg.image_size, cfg.image_size)))
+    return env, EXPERTS[cfg.task](env)
+
+
+def run_episode(env, expert, seed: int) -> Episode:
+    """One scripted episode: observation (images + state) before each action, the action, success."""
+    instruction = env.sim_reset(seed)
+    expert.reset()
+    images: dict[str, list] = {c: [] for c in env.camera_names}
+    states, actions = [], []
+    success = False
+    while True:
+        for c, img in env.render_images().items():
+            images[c].append(img)
+        states.append(env.sim_state())
+        action = expert.act()
+        actions.append(action)
+        _, s, terminated, truncated = env.sim_step(action)
+        success |= s
+        if terminated or truncated:
+            break
+    return Episode(env.task, instruction, seed, success, {c: np.stack(v) for c, v in images.items()},
+                   np.stack(states).astype(np.float32), np.stack(actions).astype(np.float32))
+
+
+_worker: tuple | None = None
+
+
+def _init_worker(cfg: CollectConfig) -> None:
+    global _worker
+    _worker = make_env_and_expert(cfg)
+
+
+def _run_seed(seed: int) -> Episode:
+    assert _worker is not None
+    return run_episode(*_worker, seed)
+
+
+def collect(cfg: CollectConfig, progress: bool = True) -> dict:
+    """Collect `cfg.episodes` scripted episodes into `cfg.out`; returns a summary with the success rate."""
+    writer = DemoWriter(cfg.out, _dataset_meta(cfg), resume=cfg.resume)
+    done = writer.done_seeds()
+    seeds = [s for s in range(cfg.seed, cfg.seed + cfg.episodes) if s not in done]
+    bar = tqdm(total=cfg.episodes, initial=cfg.episodes - len(seeds), desc=f"demos {cfg.task}",
+               disable=not progress, dynamic_ncols=True)
+    if seeds:
+        ctx = mp.get_context("forkserver")
+        with ctx.Pool(min(cfg.workers, len(seeds)), initializer=_init_worker, initargs=(cfg,)) as pool:
+            for ep in pool.imap_unordered(_run_seed, seeds):
+                writer.write(ep)
+                rate = np.mean([r["success"] for r in writer.records])
+                bar.update(1)
+                bar.set_postfix(success=f"{rate:.0%}", last_len=ep.length)
+    bar.close()
+    writer.finalize()
+    successes = [r["success"] for r in writer.records]
+    return {"task": cfg.task, "episodes": len(successes), "success_rate": float(np.mean(successes)),
+            "mean_length": float(np.mean([r["length"] for r in writer.records])), "out": str(Path(cfg.out))}
+
+
+def _dataset_meta(cfg: CollectConfig) -> dict:
+    """What the dataset holds, known before any episode is played (so resume can check it)."""
+    from training.policy.action_space import ActionSpace
+
+    if _is_libero(cfg.task):
+        space = ActionSpace("ee_delta_pose", ("dx", "dy", "dz", "dax", "day", "daz", "gripper"),
+                            units="normalized OSC_POSE deltas in [-1, 1] (xyz 5 cm, rotation 0.5 rad a step)",
+                            gripper="last dim, -1 = open, +1 = closed", control_hz=20.0)
+        cameras, backend = ["agentview", "wrist"], "libero"
+    else:
+        space = ActionSpace("ee_delta_pose", ("dx", "dy", "dz", "gripper"),
+                            units="normalized pd_ee_delta_pos deltas in [-1, 1] (10 cm a step)",
+                            gripper="last dim, +1 = open, -1 = closed", control_hz=20.0)
+        cameras, backend = ["base_camera"], "maniskill"
+    return {"backend": backend, "task": cfg.task, "cameras": cameras, "image_size": [cfg.image_size] * 2,
+            "action_space": space.to_dict(), "max_episode_steps": cfg.max_episode_steps}
