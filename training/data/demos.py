@@ -83,7 +83,7 @@ class DemoWriter:
         if existing and not resume:
             raise FileExistsError(f"{self.root} already holds {len(existing)} episodes; pass resume=True "
                                   "(--resume) to continue it or choose another --out")
-        meta = {"format": FORMAT, "version": VERSION, **meta}
+        meta = json.loads(json.dumps({"format": FORMAT, "version": VERSION, **meta}))  # as it reads back
         if resume and meta_path.exists():
             old = json.loads(meta_path.read_text())
             keys = [k for k in meta if k in old and old[k] != meta[k] and k not in ("episodes", "steps")]
