@@ -90,7 +90,9 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     losses = train_sft(policy, demos, SFTConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                                                 seed=cfg.seed), progress=progress)
     after = _evaluate(policy, held_out, camera)
-    print(f"after SFT:  held-out success {after['success']:.1%}, action MAE {after['action_mae']:.3f} "
+    seen = _evaluate(policy, train.subset(np.arange(min(len(train), cfg.eval_samples))), camera)
+    print(f"after SFT:  held-out success {after['success']:.1%}, action MAE {after['action_mae']:.3f}; "
+          f"on training samples {seen['success']:.1%}, MAE {seen['action_mae']:.3f} "
           f"(loss {np.mean(losses[:10]):.3f} -> {np.mean(losses[-10:]):.3f})")
 
     # The RL samplers on the trained policy: chains and their exact log-probs (per chunk, mean over steps).
@@ -119,7 +121,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     roundtrip_err = float(np.abs(reloaded.infer(probe, noise) - policy.infer(probe, noise)).max())
     print(f"checkpoint {ckpt} (sha256 {checkpoint_hash(ckpt)[:12]}): reload max abs diff {roundtrip_err:.2e}")
 
-    metrics = {"params": n_params, "before_sft": before, "after_sft": after, "samplers": samplers,
+    metrics = {"params": n_params, "before_sft": before, "after_sft": after, "after_sft_train": seen,
+               "samplers": samplers,
                "loss_first10": float(np.mean(losses[:10])), "loss_last10": float(np.mean(losses[-10:])),
                "checkpoint_roundtrip_max_abs_diff": roundtrip_err, "seconds": time.time() - t_start}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -61,6 +61,11 @@ def prepare_demos(policy: Policy, obs: dict[str, Any], actions: np.ndarray) -> D
     return DemoTensors(inputs, acts, mask)
 
 
+def _beta_time(n: int, gen: torch.Generator) -> torch.Tensor:
+    """pi0's flow times t ~ Beta(1.5, 1) * 0.999 + 0.001, from `gen` (Beta(a, 1) = U^(1/a))."""
+    return torch.rand(n, generator=gen) ** (1 / 1.5) * 0.999 + 0.001
+
+
 def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool = True) -> list[float]:
     """Run `cfg.steps` flow-matching steps; returns the loss per step."""
     model = policy.model
@@ -76,7 +81,10 @@ def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool
     for _ in bar:
         idx = torch.randint(0, len(demos), (min(cfg.batch_size, len(demos)),), generator=gen)
         obs, actions, mask = demos.batch(idx)
-        loss = model.flow_matching_loss(obs, actions, mask)
+        # Noise and flow times from the run's own generator: the run is reproducible whatever else used torch.
+        noise = torch.randn(actions.shape, generator=gen).to(actions)
+        time = _beta_time(len(idx), gen).to(actions)
+        loss = model.flow_matching_loss(obs, actions, mask, noise=noise, time=time)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

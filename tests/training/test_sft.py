@@ -18,7 +18,7 @@ def overfit_run():
     zero = np.zeros((8, cfg.action_horizon, cfg.action_dim), np.float32)
     before = policy.infer(obs, noise=zero)
     losses = train_sft(policy, prepare_demos(policy, obs, data.actions),
-                       SFTConfig(steps=300, batch_size=8, lr=1e-3, seed=0), progress=False)
+                       SFTConfig(steps=400, batch_size=8, lr=1e-3, seed=0), progress=False)
     return policy, obs, data, before, policy.infer(obs, noise=zero), losses
 
 
@@ -31,7 +31,7 @@ def test_sft_loss_decreases(overfit_run):
 def test_tiny_model_overfits_eight_fixed_chunks(overfit_run):
     policy, obs, data, before, after, _ = overfit_run
     err_before, err_after = np.abs(before - data.actions).mean(), np.abs(after - data.actions).mean()
-    assert err_after < 0.1 < err_before, (err_before, err_after)
+    assert err_after < 0.06 and err_before > 0.2, (err_before, err_after)
     assert reach_success(after, data.target).all()
 
 

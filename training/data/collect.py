@@ -88,6 +88,9 @@ _worker: tuple | None = None
 
 def _init_worker(cfg: CollectConfig) -> None:
     global _worker
+    from training.envs.pool import limit_threads
+
+    limit_threads()
     _worker = make_env_and_expert(cfg)
 
 

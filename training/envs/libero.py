@@ -82,7 +82,6 @@ class LiberoChunkEnv(ChunkEnv):
     """One LIBERO task env: a chunk per `step`, cameras rendered at decision points."""
 
     def __init__(self, cfg: LiberoConfig, task_id: int):
-        limit_threads()
         from libero.libero import get_libero_path
         from libero.libero.envs import OffScreenRenderEnv
 
@@ -145,6 +144,7 @@ class LiberoChunkEnv(ChunkEnv):
 
 
 def _make_worker(cfg: LiberoConfig, task_id: int) -> LiberoChunkEnv:
+    limit_threads()
     return LiberoChunkEnv(cfg, task_id)
 
 

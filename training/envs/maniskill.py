@@ -92,7 +92,6 @@ class ManiSkillChunkEnv(ChunkEnv):
     """One ManiSkill env on the CPU backend: a chunk per `step`, cameras rendered at decision points."""
 
     def __init__(self, task: str, cfg: ManiSkillConfig):
-        limit_threads()
         self.task, self.cfg = task, cfg
         self.env = make_maniskill(task, cfg)
         self.raw = self.env.unwrapped
@@ -137,6 +136,7 @@ class ManiSkillChunkEnv(ChunkEnv):
 
 
 def _make_worker(task: str, cfg: ManiSkillConfig) -> ManiSkillChunkEnv:
+    limit_threads()
     return ManiSkillChunkEnv(task, cfg)
 
 
