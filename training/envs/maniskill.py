@@ -41,6 +41,8 @@ class ManiSkillConfig:
     max_episode_steps: int = 50
     sim_backend: str = "cpu"
     """"cpu" (worker processes) or "physx_cuda" (batched on the GPU)."""
+    render: bool = True
+    """Render camera images at decision points; False gives state-only observations (images = {})."""
     render_every_step: bool = False
     """Render the cameras after every physics step, not only at decision points (benchmarking only)."""
     step_timeout_s: float = 300.0
@@ -96,7 +98,7 @@ class ManiSkillChunkEnv(ChunkEnv):
         self.env = make_maniskill(task, cfg)
         self.raw = self.env.unwrapped
         _, self.camera_spec = _sensor_overrides(cfg)
-        self.camera_names = (cfg.camera_name,)
+        self.camera_names = (cfg.camera_name,) if cfg.render else ()
         self.image_size = cfg.image_size
         self.render_every_step = cfg.render_every_step
         self.state_dim = int(self.raw.agent.robot.get_qpos().shape[-1])
@@ -114,6 +116,8 @@ class ManiSkillChunkEnv(ChunkEnv):
 
     def render_images(self) -> dict[str, np.ndarray]:
         # ManiSkill renders sensors on request even in state observation mode: only at decision points.
+        if not self.cfg.render:
+            return {}
         data = self.raw._get_obs_sensor_data()
         return {self.cfg.camera_name: _to_numpy(data[self.cfg.camera_name]["rgb"])[0]}
 

@@ -131,7 +131,7 @@ class WorkerPool:
                            "The workers' own tracebacks are printed above.") from e
         space = self._pool.single_observation_space
         self.camera_names = tuple(space["images"].keys())
-        first = space["images"][self.camera_names[0]].shape
+        first = space["images"][self.camera_names[0]].shape if self.camera_names else (0, 0)
         self.image_size = (int(first[0]), int(first[1]))
         self.state_dim = int(space["state"].shape[0])
         self.action_dim = int(self._pool.single_action_space.shape[-1])
