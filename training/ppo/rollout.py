@@ -1,0 +1,102 @@
+"""Rollouts over the two-layer MDP: one outer step = one executed chunk; the denoising chain that produced it
+is the inner MDP, its log-likelihood the action's (ALGORITHMS.md).
+
+Shapes: T outer steps per env, N envs, K denoising steps, H horizon, A padded action dim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from training.envs.base import EpisodeStats, VecEnv
+from training.policy.config import SamplerConfig
+from training.policy.model import Observation
+from training.policy.policy import Policy
+from training.policy.sampling import element_mask, reduce_log_prob, sample_chain
+
+
+@dataclass
+class Rollout:
+    obs: Observation  # model-ready observations, batch T * N, t-major (index t * N + n)
+    chains: Tensor  # (T, N, K + 1, H, A)
+    term_mask: Tensor  # bool (T, N, K + 1)
+    hybrid_step: Tensor | None  # long (T, N)
+    log_probs: Tensor  # (T, N) reduced chain log-prob at rollout time
+    values: Tensor  # (T, N)
+    rewards: Tensor  # (T, N)
+    dones: Tensor  # bool (T, N)
+    last_value: Tensor  # (N,)
+    episodes: list[EpisodeStats]
+    env_steps: int
+
+    @property
+    def size(self) -> int:
+        return self.rewards.numel()
+
+
+def cat_obs(obs: list[Observation]) -> Observation:
+    return Observation({c: torch.cat([o.images[c] for o in obs]) for c in obs[0].images},
+                       torch.cat([o.state for o in obs]), torch.cat([o.tokens for o in obs]),
+                       torch.cat([o.token_mask for o in obs]))
+
+
+def index_obs(obs: Observation, idx: Tensor) -> Observation:
+    return Observation({c: v[idx] for c, v in obs.images.items()}, obs.state[idx], obs.tokens[idx],
+                       obs.token_mask[idx])
+
+
+class RolloutCollector:
+    """Plays a policy's stochastic chains in a VecEnv and records what PPO needs."""
+
+    def __init__(self, env: VecEnv, policy: Policy, sampler: SamplerConfig, num_executed: int, seed: int = 0):
+        cfg = policy.cfg
+        if num_executed > cfg.action_horizon:
+            raise ValueError(f"num_executed={num_executed} exceeds the policy's chunk length {cfg.action_horizon}")
+        if env.action_dim != policy.norm_stats.actions.dim:
+            raise ValueError(f"env actions have {env.action_dim} dims, the policy's {policy.norm_stats.actions.dim}")
+        self.env, self.policy, self.sampler, self.num_executed = env, policy, sampler, num_executed
+        self.elem_mask = element_mask(cfg.action_horizon, cfg.action_dim, num_executed, env.action_dim)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.obs = env.reset(seed=seed)
+
+    @torch.no_grad()
+    def collect(self, steps: int, noise_level: float) -> Rollout:
+        model = self.policy.model
+        model.eval()
+        obs_list, chains, masks, hybrid, logps, values, rewards, dones = [], [], [], [], [], [], [], []
+        episodes: list[EpisodeStats] = []
+        env_steps = 0
+        for _ in range(steps):
+            inputs = self.policy.prepare(self.obs)
+            cache = model.encode_prefix(inputs)
+            s = sample_chain(model, cache, inputs.state, self.sampler, noise_level=noise_level,
+                             generator=self.generator)
+            chunk = self.policy.unnormalize_actions(s.actions.cpu().numpy())[:, : self.num_executed]
+            out = self.env.step(chunk)
+            obs_list.append(inputs)
+            chains.append(s.chain)
+            masks.append(s.term_mask)
+            hybrid.append(s.hybrid_step)
+            logps.append(reduce_log_prob(s.term_log_probs, s.term_mask, self.elem_mask,
+                                         self.sampler.log_prob_reduction))
+            values.append(s.value)
+            rewards.append(torch.as_tensor(out.reward))
+            dones.append(torch.as_tensor(out.done))
+            episodes += [e for e in out.episodes if e is not None]
+            env_steps += int(out.executed.sum())
+            self.obs = out.obs
+        inputs = self.policy.prepare(self.obs)
+        last = sample_chain(model, model.encode_prefix(inputs), inputs.state, self.sampler,
+                            noise_level=noise_level, generator=self.generator).value
+        return Rollout(cat_obs(obs_list), torch.stack(chains), torch.stack(masks),
+                       torch.stack(hybrid) if hybrid[0] is not None else None, torch.stack(logps),
+                       torch.stack(values), torch.stack(rewards).float(), torch.stack(dones), last, episodes,
+                       env_steps)
+
+
+def success_rate(episodes: list[EpisodeStats]) -> float:
+    return float(np.mean([e.success for e in episodes])) if episodes else float("nan")

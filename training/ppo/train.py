@@ -1,0 +1,173 @@
+"""Flow-Noise / Flow-SDE PPO for a flow-matching VLA (piRL, arXiv 2510.25889), top to bottom.
+
+    for update in range(updates):
+        rollout  <- T chunks per env: stochastic denoising chains, their log-probs and values
+        GAE over chunk steps; advantages normalised per batch
+        for epoch, minibatch: recompute the chains' log-probs (one pass per stochastic step, or one for a
+            hybrid chain), clipped surrogate + dual clip, clipped Huber value loss, entropy (Flow-Noise)
+        (critic warm-up: value loss only for the first updates; early stop of an update on a KL limit)
+
+Only the action expert, noise network and value head train by default (the VLM prefix is frozen and its
+features are computed without gradients).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from training.policy.config import SamplerConfig
+from training.policy.policy import Policy
+from training.policy.sampling import chain_log_probs, element_mask, reduce_log_prob
+from training.ppo.losses import clipped_surrogate, clipped_value_loss, explained_variance, gae, normalize_advantages
+from training.ppo.rollout import Rollout, index_obs
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    method: str = "flow_noise"
+    """"flow_noise" (learned std, joint chain) or "flow_sde" (a * sqrt(t / (1 - t)), hybrid chain)."""
+    num_steps: int = 4
+    """K denoising steps."""
+    noise_level: float = 0.5
+    noise_level_end: float | None = None
+    noise_anneal_updates: int = 400
+    log_prob_reduction: str = "mean_steps"
+    num_executed: int = 5
+    """Actions executed per chunk (an outer step)."""
+    rollout_steps: int = 8
+    """Outer steps (chunks) per env per update."""
+    updates: int = 20
+    epochs: int = 4
+    minibatch_size: int = 32
+    lr: float = 1e-4
+    """Actor learning rate (action expert + noise net); tiny CPU models want more than pi0's 7.9e-6."""
+    critic_lr: float = 1e-3
+    schedule: str = "constant"
+    """"constant" or "cosine" (the paper's remedy for a climbing KL)."""
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    dual_clip: float = 3.0
+    value_clip: float = 0.2
+    huber_delta: float = 10.0
+    value_coef: float = 0.5
+    entropy_coef: float = 0.005
+    """Flow-Noise only (the SDE's std is fixed)."""
+    grad_clip: float = 1.0
+    target_kl: float | None = 0.1
+    """Stop an update's remaining minibatches once approx KL exceeds this (None: never)."""
+    critic_warmup_updates: int = 2
+    train_prefix: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in ("flow_noise", "flow_sde"):
+            raise ValueError(f"method must be 'flow_noise' or 'flow_sde', got {self.method!r}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        self.sampler()  # validates K, noise level, chain mode
+
+    def sampler(self) -> SamplerConfig:
+        return SamplerConfig(num_steps=self.num_steps, method=self.method, noise_level=self.noise_level,
+                             noise_level_end=self.noise_level_end, noise_anneal_updates=self.noise_anneal_updates,
+                             log_prob_reduction=self.log_prob_reduction)
+
+
+class PPOLearner:
+    """Holds the optimizer and schedules; `update(rollout)` runs the PPO epochs."""
+
+    def __init__(self, policy: Policy, cfg: PPOConfig):
+        self.policy, self.cfg = policy, cfg
+        model = policy.model
+        model.set_prefix_trainable(cfg.train_prefix)
+        critic = list(model.value_head.parameters())
+        critic_ids = {id(p) for p in critic}
+        actor = [p for p in model.parameters() if p.requires_grad and id(p) not in critic_ids]
+        self.actor_params, self.critic_params = actor, critic
+        self.opt = torch.optim.Adam([{"params": actor, "lr": cfg.lr}, {"params": critic, "lr": cfg.critic_lr}],
+                                    betas=(0.9, 0.95))
+        self.base_lrs = [cfg.lr, cfg.critic_lr]
+        self.updates_done = 0
+        self.elem_mask = element_mask(policy.cfg.action_horizon, policy.cfg.action_dim, cfg.num_executed,
+                                      policy.norm_stats.actions.dim)
+
+    def _set_lr(self) -> None:
+        frac = self.updates_done / max(self.cfg.updates, 1)
+        scale = 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))) if self.cfg.schedule == "cosine" else 1.0
+        for group, base in zip(self.opt.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * scale
+
+    def evaluate(self, ro: Rollout, idx: torch.Tensor, noise_level: float):
+        """New log-probs, values and entropies of flattened rollout samples `idx`."""
+        model = self.policy.model
+        t_n = ro.rewards.shape
+        flat = lambda x: x.reshape(t_n[0] * t_n[1], *x.shape[2:])[idx]  # noqa: E731
+        obs = index_obs(ro.obs, idx)
+        cache = model.encode_prefix(obs)
+        chain, term_mask = flat(ro.chains), flat(ro.term_mask)
+        hybrid = flat(ro.hybrid_step) if ro.hybrid_step is not None else None
+        lp, entropy, value = chain_log_probs(model, cache, obs.state, chain, term_mask, self.cfg.method,
+                                             noise_level, hybrid_step=hybrid)
+        if value is None:  # hybrid chains recompute one step; the critic reads the first step's features
+            first = model.velocity(cache, obs.state, chain[:, 0], torch.ones(len(idx)))
+            value = model.value(cache, first.action_features)
+        log_prob = reduce_log_prob(lp, term_mask, self.elem_mask, self.cfg.log_prob_reduction)
+        return log_prob, value, entropy
+
+    def update(self, ro: Rollout, noise_level: float) -> dict[str, float]:
+        cfg, model = self.cfg, self.policy.model
+        self._set_lr()
+        model.train()
+        adv, ret = gae(ro.rewards, ro.values, ro.dones, ro.last_value, cfg.gamma, cfg.gae_lambda)
+        flat_adv, flat_ret = adv.flatten(), ret.flatten()
+        old_lp, old_v = ro.log_probs.flatten(), ro.values.flatten()
+        warmup = self.updates_done < cfg.critic_warmup_updates
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + self.updates_done)
+        stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl",
+                                                          "clipfrac", "ratio")}
+        stopped_early = False
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(ro.size, generator=gen)
+            for start in range(0, ro.size, cfg.minibatch_size):
+                idx = perm[start: start + cfg.minibatch_size]
+                log_prob, value, entropy = self.evaluate(ro, idx, noise_level)
+                a = normalize_advantages(flat_adv[idx]) if len(idx) > 1 else flat_adv[idx]
+                pg_loss, pg_stats = clipped_surrogate(log_prob, old_lp[idx], a, cfg.clip, cfg.dual_clip)
+                v_loss = clipped_value_loss(value, old_v[idx], flat_ret[idx], cfg.value_clip, cfg.huber_delta)
+                ent = entropy.mean()
+                if warmup:
+                    loss = cfg.value_coef * v_loss
+                else:
+                    loss = pg_loss + cfg.value_coef * v_loss
+                    if cfg.method == "flow_noise":
+                        loss = loss - cfg.entropy_coef * ent
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.actor_params + self.critic_params, cfg.grad_clip)
+                self.opt.step()
+                for k, v in (("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", ent),
+                             ("approx_kl", pg_stats["approx_kl"]), ("clipfrac", pg_stats["clipfrac"]),
+                             ("ratio", pg_stats["ratio"])):
+                    stats[k].append(float(v))
+                if not warmup and cfg.target_kl is not None and pg_stats["approx_kl"] > cfg.target_kl:
+                    stopped_early = True
+                    break
+            if stopped_early:
+                break
+        self.updates_done += 1
+        model.eval()
+        out = {k: float(np.mean(v)) for k, v in stats.items()}
+        out.update(explained_variance=explained_variance(old_v, flat_ret), critic_warmup=float(warmup),
+                   kl_stop=float(stopped_early), lr=self.opt.param_groups[0]["lr"])
+        return out
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.opt.state_dict(), "updates_done": self.updates_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt.load_state_dict(state["optimizer"])
+        self.updates_done = int(state["updates_done"])
