@@ -14,7 +14,10 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
     for f in dataclasses.fields(cls):
         default = f.default
         flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
+        if default is None:  # an optional number
+            parser.add_argument(flag, type=lambda s: None if s.lower() == "none" else float(s), default=None,
+                                help="(default: None)")
+        elif isinstance(default, bool):
             parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
                                 help=f"(default: {default})")
         else:
@@ -28,6 +31,9 @@ def config_from_args(cls: type, args: argparse.Namespace) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     from training.data.collect import CollectConfig
     from training.demo import DemoConfig
+    from training.ppo.run import PPORunConfig
+    from training.ppo.train import PPOConfig
+    from training.sft_run import SFTRunConfig
 
     parser = argparse.ArgumentParser(prog="pirl-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -35,6 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_config_args(demo, DemoConfig)
     demos = sub.add_parser("demos", help="collect scripted demonstrations into a dataset directory")
     add_config_args(demos, CollectConfig)
+    sft = sub.add_parser("sft", help="few-shot flow-matching SFT from demo datasets")
+    add_config_args(sft, SFTRunConfig)
+    ppo = sub.add_parser("ppo", help="Flow-Noise / Flow-SDE PPO from an SFT checkpoint in ManiSkill")
+    add_config_args(ppo, PPORunConfig)
+    add_config_args(ppo, PPOConfig)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from training.demo import run_demo
@@ -47,6 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         summary = collect(config_from_args(CollectConfig, args), progress=sys.stderr.isatty())
         print(json.dumps(summary))
+    elif args.command == "sft":
+        from training.sft_run import run_sft
+
+        run_sft(config_from_args(SFTRunConfig, args), progress=sys.stderr.isatty())
+    elif args.command == "ppo":
+        from training.ppo.run import run_ppo
+
+        run_ppo(config_from_args(PPORunConfig, args), config_from_args(PPOConfig, args),
+                progress=sys.stderr.isatty())
     return 0
 
 

@@ -49,8 +49,10 @@ class DemoTensors:
                             o.token_mask[idx]), self.actions[idx], self.loss_mask[idx])
 
 
-def prepare_demos(policy: Policy, obs: dict[str, Any], actions: np.ndarray) -> DemoTensors:
-    """obs: an observation batch of N samples; actions: float32 (N, H, A_real) in env units."""
+def prepare_demos(policy: Policy, obs: dict[str, Any], actions: np.ndarray,
+                  action_valid: np.ndarray | None = None) -> DemoTensors:
+    """obs: an observation batch of N samples; actions: float32 (N, H, A_real) in env units; action_valid:
+    bool (N, H), False for chunk steps past the episode's end (excluded from the loss)."""
     h, a_real = policy.cfg.action_horizon, policy.norm_stats.actions.dim
     if actions.shape[1:] != (h, a_real):
         raise ValueError(f"demo actions must be (N, {h}, {a_real}), got {actions.shape}")
@@ -58,6 +60,8 @@ def prepare_demos(policy: Policy, obs: dict[str, Any], actions: np.ndarray) -> D
     acts = torch.as_tensor(policy.normalize_actions(actions), device=policy.device)
     mask = torch.zeros_like(acts, dtype=torch.bool)
     mask[..., :a_real] = True
+    if action_valid is not None:
+        mask &= torch.as_tensor(action_valid, device=policy.device)[..., None]
     return DemoTensors(inputs, acts, mask)
 
 

@@ -236,14 +236,16 @@ class FlowVLA(nn.Module):
     # ------------------------------------------------------------------ heads
     def value(self, cache: PrefixCache, action_features: Tensor | None) -> Tensor:
         """Critic value (B,): pi0 style on mean-pooled action-expert features (pass the features of the
-        chain's first denoising step), pi0.5 style on the pooled prefix output."""
+        chain's first denoising step), pi0.5 style on the pooled prefix output. The critic reads those
+        features but its loss never flows back into them: the actor is shaped by the policy loss alone (and
+        critic warm-up really trains the critic only)."""
         if self.value_head is None:
             raise ValueError("this model's value head was dropped (drop_rl_heads); load the training checkpoint")
         if self.cfg.value_source == "prefix":
-            return self.value_head(cache.pooled)
+            return self.value_head(cache.pooled.detach())
         if action_features is None:
             raise ValueError("value_source='expert' needs the action-expert features of the first denoising step")
-        return self.value_head(action_features.mean(dim=1))
+        return self.value_head(action_features.detach().mean(dim=1))
 
     def flow_matching_loss(self, obs: Observation, actions: Tensor, loss_mask: Tensor,
                            noise: Tensor | None = None, time: Tensor | None = None) -> Tensor:

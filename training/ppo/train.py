@@ -152,7 +152,7 @@ class PPOLearner:
                 for k, v in (("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", ent),
                              ("approx_kl", pg_stats["approx_kl"]), ("clipfrac", pg_stats["clipfrac"]),
                              ("ratio", pg_stats["ratio"])):
-                    stats[k].append(float(v))
+                    stats[k].append(float(v.detach()))
                 if not warmup and cfg.target_kl is not None and pg_stats["approx_kl"] > cfg.target_kl:
                     stopped_early = True
                     break

@@ -54,8 +54,9 @@ def test_short_ppo_run_trains_the_expert_only(env, method):
     assert warm["critic_warmup"] == 1.0
     after_warmup = policy.model.state_dict()
     assert not torch.equal(after_warmup["value_head.net.0.weight"], before["value_head.net.0.weight"])
-    assert torch.equal(after_warmup["action_out_proj.weight"], before["action_out_proj.weight"]), \
-        "critic warm-up trains the critic only"
+    for k in before:
+        if not k.startswith("value_head."):
+            assert torch.equal(after_warmup[k], before[k]), f"critic warm-up changed the actor ({k})"
 
     stats = learner.update(collector.collect(cfg.rollout_steps, cfg.noise_level), cfg.noise_level)
     assert all(np.isfinite(v) for v in stats.values()), stats

@@ -1,0 +1,24 @@
+"""Evaluation statistics against hand-computed values."""
+
+import pytest
+
+from training.envs.base import EpisodeStats
+from training.eval import summarize, wilson_interval
+
+
+def test_wilson_interval_matches_hand_computation():
+    # k=8, n=10, z=1.96: centre (0.8 + 0.19208) / 1.38416 = 0.71675, half 1.96 * sqrt(0.025604) / 1.38416
+    lo, hi = wilson_interval(8, 10)
+    assert lo == pytest.approx(0.49016, abs=1e-4) and hi == pytest.approx(0.94333, abs=1e-4)
+    assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(20, 20)[1] == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_summary_groups_by_task_and_instruction():
+    eps = [EpisodeStats("PushCube-v1", "push", 1, 10, 1.0, True),
+           EpisodeStats("PushCube-v1", "slide", 2, 50, 0.0, False),
+           EpisodeStats("PullCube-v1", "pull", 3, 12, 1.0, True)]
+    s = summarize(eps)
+    assert s["overall"]["success"] == pytest.approx(2 / 3) and s["overall"]["n"] == 3
+    assert s["per_task"]["PushCube-v1"]["success"] == 0.5 and s["per_task"]["PullCube-v1"]["n"] == 1
+    assert s["per_instruction"]["PushCube-v1 | slide"]["success"] == 0.0
