@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from training.envs.maniskill import ManiSkillConfig, ManiSkillVecEnv
 from training.eval import evaluate
 from training.policy.checkpoint import load_checkpoint, save_checkpoint
+from training.ppo.distributed import broadcast_parameters, init_from_env
 from training.ppo.rollout import RolloutCollector, success_rate
 from training.ppo.train import PPOConfig, PPOLearner
 
@@ -48,6 +49,9 @@ def _append_jsonl(path: Path, record: dict) -> None:
 
 
 def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
+    rank, world = init_from_env()
+    if world > 1:
+        return _run_ppo_rank(run, cfg, rank, world)
     out = Path(run.out)
     state_path = out / "checkpoint" / LEARNER_FILE
     if out.exists() and any(out.iterdir()) and not run.resume:
@@ -57,9 +61,12 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
     if run.resume:
         if not state_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint with learner state in {out / 'checkpoint'}")
-        saved = json.loads((out / "config.json").read_text())
-        if saved["ppo"] != json.loads(json.dumps(asdict(cfg))):
-            raise ValueError(f"--resume: the PPO config differs from the one saved in {out / 'config.json'}")
+        saved = json.loads((out / "config.json").read_text())["ppo"]
+        now = json.loads(json.dumps(asdict(cfg)))
+        changed = sorted(k for k in now if k != "updates" and saved.get(k) != now[k])
+        if changed:  # only the number of updates may grow on resume
+            raise ValueError(f"--resume: {changed} differ from the run saved in {out / 'config.json'}; "
+                             f"e.g. {changed[0]}: saved {saved.get(changed[0])!r}, now {now[changed[0]]!r}")
         start = str(out / "checkpoint")
     policy = load_checkpoint(start)
     meta_tasks = json.loads((Path(run.init) / "config.json").read_text())["metadata"].get("tasks", [])
@@ -158,3 +165,45 @@ def _trim_metrics(path: Path, updates_done: int) -> int:
     tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
     tmp.replace(path)
     return int(keep[-1]["env_steps"]) if keep else 0
+
+
+def _run_ppo_rank(run: PPORunConfig, cfg: PPOConfig, rank: int, world: int) -> dict:
+    """One rank of a torchrun job: its own envs (seeds offset by rank), gradients averaged every step; rank 0
+    evaluates, logs and saves like a single-process run."""
+    import torch.distributed as dist
+
+    policy = load_checkpoint(run.init)
+    broadcast_parameters(policy.model)
+    meta_tasks = json.loads((Path(run.init) / "config.json").read_text())["metadata"].get("tasks", [])
+    tasks = tuple(t for t in run.tasks.split(",") if t) or tuple(meta_tasks)
+    size = policy.cfg.vision.image_size
+    env = ManiSkillVecEnv(ManiSkillConfig(tasks=tasks, num_envs=run.num_envs, image_size=(size, size),
+                                          max_episode_steps=run.max_episode_steps, reward_mode=run.reward_mode,
+                                          camera_name=policy.cfg.camera_names[0]))
+    sampler = cfg.sampler()
+    learner = PPOLearner(policy, cfg)
+    collector = RolloutCollector(env, policy, sampler, cfg.num_executed, seed=cfg.seed + 1_000 * rank)
+    out = Path(run.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({"run": asdict(run), "ppo": asdict(cfg), "tasks": tasks,
+                                                     "world_size": world}, indent=2))
+    env_steps = 0
+    for u in range(cfg.updates):
+        collector.obs = env.reset(seed=cfg.seed + (u * world + rank) * run.num_envs)
+        ro = collector.collect(cfg.rollout_steps, sampler.noise_level_at(u))
+        stats = learner.update(ro, sampler.noise_level_at(u))
+        env_steps += ro.env_steps * world
+        if rank == 0:
+            _append_jsonl(out / "metrics.jsonl", {"update": u + 1, "env_steps": env_steps, "world_size": world,
+                                                  "train_success": success_rate(ro.episodes), **stats})
+    results = {}
+    if rank == 0:
+        save_checkpoint(out / "checkpoint", policy, metadata={"tasks": list(tasks), "ppo": asdict(cfg)})
+        final = evaluate(policy, env, run.eval_episodes_per_env, cfg.num_executed, cfg.num_steps)
+        results = {"rl": final["overall"], "env_steps": env_steps, "world_size": world}
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+        print(f"ppo rank 0 of {world}: final success {final['overall']['success']:.1%}")
+    env.close()
+    dist.barrier()
+    return results

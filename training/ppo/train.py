@@ -22,6 +22,7 @@ import torch
 from training.policy.config import SamplerConfig
 from training.policy.policy import Policy
 from training.policy.sampling import chain_log_probs, element_mask, reduce_log_prob
+from training.ppo.distributed import average_gradients, mean_across_ranks
 from training.ppo.losses import clipped_surrogate, clipped_value_loss, explained_variance, gae, normalize_advantages
 from training.ppo.rollout import Rollout, index_obs
 
@@ -147,13 +148,15 @@ class PPOLearner:
                         loss = loss - cfg.entropy_coef * ent
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
+                average_gradients(self.actor_params + self.critic_params)  # no-op on one process
                 torch.nn.utils.clip_grad_norm_(self.actor_params + self.critic_params, cfg.grad_clip)
                 self.opt.step()
                 for k, v in (("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", ent),
                              ("approx_kl", pg_stats["approx_kl"]), ("clipfrac", pg_stats["clipfrac"]),
                              ("ratio", pg_stats["ratio"])):
                     stats[k].append(float(v.detach()))
-                if not warmup and cfg.target_kl is not None and pg_stats["approx_kl"] > cfg.target_kl:
+                kl = mean_across_ranks(float(pg_stats["approx_kl"]))  # every rank stops together
+                if not warmup and cfg.target_kl is not None and kl > cfg.target_kl:
                     stopped_early = True
                     break
             if stopped_early:
