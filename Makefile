@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile scripts/install_system_deps.sh
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/pirl-train demo --out runs/demo
+	$(VENV)/bin/pirl-train pipeline --config configs/cpu_demo.yaml --out runs/demo
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check training deploy calibration tests benchmarks

@@ -8,7 +8,7 @@ from training.policy.checkpoint import load_checkpoint
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--steps", "3", "--train-samples", "16", "--eval-samples", "8",
+    assert main(["smoke", "--out", str(out), "--steps", "3", "--train-samples", "16", "--eval-samples", "8",
                  "--batch-size", "4"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["checkpoint_roundtrip_max_abs_diff"] == 0.0
