@@ -6,6 +6,7 @@ Shapes: T outer steps per env, N envs, K denoising steps, H horizon, A padded ac
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,8 @@ class Rollout:
     last_value: Tensor  # (N,)
     episodes: list[EpisodeStats]
     env_steps: int
+    sim_s: float = 0.0  # wall time inside env.step (simulation + rendering)
+    policy_s: float = 0.0  # wall time in preprocessing and sampling chains
 
     @property
     def size(self) -> int:
@@ -70,13 +73,18 @@ class RolloutCollector:
         obs_list, chains, masks, hybrid, logps, values, rewards, dones = [], [], [], [], [], [], [], []
         episodes: list[EpisodeStats] = []
         env_steps = 0
+        sim_s = policy_s = 0.0
         for _ in range(steps):
+            t0 = time.perf_counter()
             inputs = self.policy.prepare(self.obs)
             cache = model.encode_prefix(inputs)
             s = sample_chain(model, cache, inputs.state, self.sampler, noise_level=noise_level,
                              generator=self.generator)
             chunk = self.policy.unnormalize_actions(s.actions.cpu().numpy())[:, : self.num_executed]
+            t1 = time.perf_counter()
             out = self.env.step(chunk)
+            sim_s += time.perf_counter() - t1
+            policy_s += t1 - t0
             obs_list.append(inputs)
             chains.append(s.chain)
             masks.append(s.term_mask)
@@ -95,7 +103,7 @@ class RolloutCollector:
         return Rollout(cat_obs(obs_list), torch.stack(chains), torch.stack(masks),
                        torch.stack(hybrid) if hybrid[0] is not None else None, torch.stack(logps),
                        torch.stack(values), torch.stack(rewards).float(), torch.stack(dones), last, episodes,
-                       env_steps)
+                       env_steps, sim_s, policy_s)
 
 
 def success_rate(episodes: list[EpisodeStats]) -> float:

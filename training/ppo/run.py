@@ -123,7 +123,8 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
         env_steps += ro.env_steps
         record = {"update": u + 1, "env_steps": env_steps, "train_success": success_rate(ro.episodes),
                   "episodes": len(ro.episodes), "reward_mean": float(ro.rewards.sum(0).mean()), "noise_level": level,
-                  "rollout_s": t_rollout, "update_s": time.time() - t0 - t_rollout,
+                  "rollout_s": t_rollout, "sim_s": ro.sim_s, "policy_s": ro.policy_s,
+                  "update_s": time.time() - t0 - t_rollout,
                   "env_steps_per_s": ro.env_steps / max(t_rollout, 1e-9), **stats}
         _append_jsonl(out / "metrics.jsonl", record)
         bar.update(1)

@@ -1,0 +1,77 @@
+"""PPO rollout throughput and where the wall time goes (simulation vs policy inference vs learning), for the
+CPU demo config (configs/cpu_demo.yaml). Prints a table; never run as a test.
+
+    python benchmarks/ppo_throughput.py [--config configs/cpu_demo.yaml] [--updates 5] [--init CHECKPOINT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from training.cli import load_config_file
+from training.envs.maniskill import ManiSkillConfig, ManiSkillVecEnv
+from training.envs.maniskill_tasks import INSTRUCTIONS
+from training.pipeline import PipelineConfig, _section
+from training.policy.checkpoint import load_checkpoint
+from training.policy.policy import Policy
+from training.policy.presets import get_preset
+from training.ppo.rollout import RolloutCollector
+from training.ppo.run import PPORunConfig
+from training.ppo.train import PPOConfig, PPOLearner
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="configs/cpu_demo.yaml")
+    p.add_argument("--updates", type=int, default=5)
+    p.add_argument("--init", default=None, help="an SFT checkpoint (default: a fresh tiny policy)")
+    args = p.parse_args()
+    file_cfg = load_config_file(args.config)
+    pipe = _section(PipelineConfig, file_cfg, "pipeline")
+    run = _section(PPORunConfig, file_cfg, "ppo_run")
+    cfg = _section(PPOConfig, file_cfg, "ppo")
+    tasks = tuple(pipe.tasks)
+    env = ManiSkillVecEnv(ManiSkillConfig(tasks=tasks, num_envs=run.num_envs, image_size=(pipe.image_size,) * 2,
+                                          max_episode_steps=run.max_episode_steps))
+    if args.init:
+        policy = load_checkpoint(args.init)
+    else:
+        import dataclasses
+
+        preset = get_preset("tiny")
+        pcfg = dataclasses.replace(preset, camera_names=env.camera_names,
+                                   state_dim=max(preset.state_dim, env.state_dim),
+                                   vision=dataclasses.replace(preset.vision, image_size=pipe.image_size))
+        rng = np.random.default_rng(0)
+        policy = Policy.create(pcfg, [i for t in tasks for i in INSTRUCTIONS[t]],
+                               rng.standard_normal((64, env.state_dim)),
+                               rng.uniform(-1, 1, (64, pcfg.action_horizon, env.action_dim)))
+    learner = PPOLearner(policy, cfg)
+    collector = RolloutCollector(env, policy, cfg.sampler(), cfg.num_executed)
+    sim = pol = learn = 0.0
+    steps = 0
+    t_all = time.perf_counter()
+    for u in range(args.updates):
+        collector.obs = env.reset(seed=u * run.num_envs)
+        ro = collector.collect(cfg.rollout_steps, cfg.noise_level)
+        t0 = time.perf_counter()
+        learner.update(ro, cfg.noise_level)
+        learn += time.perf_counter() - t0
+        sim, pol, steps = sim + ro.sim_s, pol + ro.policy_s, steps + ro.env_steps
+    total = time.perf_counter() - t_all
+    env.close()
+    print(f"# {args.config}: {run.num_envs} envs x {cfg.rollout_steps} chunks x {cfg.num_executed} actions per "
+          f"update, {cfg.method}, K={cfg.num_steps}, {cfg.epochs} epochs; {args.updates} updates")
+    print(f"rollout env-steps/s (sim + policy)   {steps / (sim + pol):8.1f}")
+    print(f"overall env-steps/s (with learning)  {steps / total:8.1f}")
+    print(f"seconds per update                   {total / args.updates:8.2f}")
+    for name, t in (("simulation (env.step, rendering)", sim), ("policy inference (chains)", pol),
+                    ("learning (PPO epochs)", learn), ("other (resets, bookkeeping)", total - sim - pol - learn)):
+        print(f"{name:<37}{100 * t / total:7.1f}%")
+
+
+if __name__ == "__main__":
+    main()
