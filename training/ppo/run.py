@@ -21,6 +21,7 @@ from training.policy.checkpoint import load_checkpoint, save_checkpoint
 from training.ppo.distributed import broadcast_parameters, init_from_env
 from training.ppo.rollout import RolloutCollector, success_rate
 from training.ppo.train import PPOConfig, PPOLearner
+from training.run_logger import RunLogger
 
 LEARNER_FILE = "learner.pt"
 
@@ -40,6 +41,8 @@ class PPORunConfig:
     """Evaluate every N updates (0: only before and after)."""
     save_every: int = 10
     resume: bool = False
+    wandb: bool = True
+    """Log to Weights & Biases when installed (offline unless WANDB_API_KEY is set)."""
 
 
 def _append_jsonl(path: Path, record: dict) -> None:
@@ -91,11 +94,14 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
         collector.generator.set_state(state["generator"])
         evals = json.loads((out / "evals.json").read_text()) if (out / "evals.json").exists() else {}
     env_steps = _trim_metrics(out / "metrics.jsonl", learner.updates_done)
+    logger = RunLogger(out, {"run": asdict(run), "ppo": asdict(cfg), "tasks": list(tasks)}, name=out.name,
+                       use_wandb=run.wandb, resume=run.resume)
 
     def run_eval(tag: str) -> dict:
         summary = evaluate(policy, env, run.eval_episodes_per_env, cfg.num_executed, cfg.num_steps)
         evals[tag] = {k: v for k, v in summary.items() if k != "episodes"} | {"env_steps": env_steps}
         (out / "evals.json").write_text(json.dumps(evals, indent=2))
+        logger.summary({f"eval/{tag}/success": summary["overall"]["success"]})
         o = summary["overall"]
         print(f"eval [{tag}]: success {o['success']:.1%} (95% CI {o['ci95'][0]:.1%}-{o['ci95'][1]:.1%}, "
               f"n={o['n']})")
@@ -126,7 +132,7 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
                   "rollout_s": t_rollout, "sim_s": ro.sim_s, "policy_s": ro.policy_s,
                   "update_s": time.time() - t0 - t_rollout,
                   "env_steps_per_s": ro.env_steps / max(t_rollout, 1e-9), **stats}
-        _append_jsonl(out / "metrics.jsonl", record)
+        logger.log(record, step=env_steps)
         bar.update(1)
         bar.set_postfix(succ=f"{record['train_success']:.0%}", kl=f"{stats['approx_kl']:.3f}",
                         vloss=f"{stats['value_loss']:.3f}", sps=f"{record['env_steps_per_s']:.0f}")
@@ -143,6 +149,8 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
                "intervals_separate": rl["ci95"][0] > sft["ci95"][1], "env_steps": env_steps,
                "seconds": time.time() - t_start}
     (out / "results.json").write_text(json.dumps(results, indent=2))
+    logger.summary({"sft_success": sft["success"], "rl_success": rl["success"]})
+    logger.finish()
     print(f"ppo: SFT {sft['success']:.1%} -> RL {rl['success']:.1%} on the same held-out seeds "
           f"({results['gain_points']:+.1f} points) after {env_steps} env steps")
     del final

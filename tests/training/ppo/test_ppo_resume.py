@@ -1,6 +1,7 @@
 """`pirl-train ppo` end to end on the real simulator: a run interrupted after one update and resumed ends
 bit for bit where an uninterrupted run does."""
 
+import importlib.util
 import json
 
 import numpy as np
@@ -52,6 +53,9 @@ def test_resume_restores_the_exact_state(tmp_path, init_ckpt):
     for x, y in zip(ma, mb, strict=True):
         assert x["policy_loss"] == y["policy_loss"] and x["env_steps"] == y["env_steps"]
     assert np.isfinite(results["rl"]["success"]) and results["env_steps"] == ma[-1]["env_steps"]
+    if importlib.util.find_spec("wandb"):  # offline W&B run beside the metrics, resumed under the same id
+        assert list((tmp_path / "split" / "wandb").glob("offline-run-*"))
+        assert (tmp_path / "split" / "wandb_run_id").read_text().strip()
 
 
 def test_bad_ppo_inputs_are_named(tmp_path, init_ckpt):
