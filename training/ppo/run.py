@@ -98,7 +98,8 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
                        use_wandb=run.wandb, resume=run.resume)
 
     def run_eval(tag: str) -> dict:
-        summary = evaluate(policy, env, run.eval_episodes_per_env, cfg.num_executed, cfg.num_steps)
+        summary = evaluate(policy, env, run.eval_episodes_per_env, cfg.num_executed, cfg.num_steps,
+                           video_dir=out / "videos" / tag)
         evals[tag] = {k: v for k, v in summary.items() if k != "episodes"} | {"env_steps": env_steps}
         (out / "evals.json").write_text(json.dumps(evals, indent=2))
         logger.summary({f"eval/{tag}/success": summary["overall"]["success"]})

@@ -53,6 +53,8 @@ def test_resume_restores_the_exact_state(tmp_path, init_ckpt):
     for x, y in zip(ma, mb, strict=True):
         assert x["policy_loss"] == y["policy_loss"] and x["env_steps"] == y["env_steps"]
     assert np.isfinite(results["rl"]["success"]) and results["env_steps"] == ma[-1]["env_steps"]
+    videos = [p for p in (tmp_path / "straight" / "videos").rglob("*") if p.suffix in (".mp4", ".gif")]
+    assert videos and all(p.stat().st_size > 1000 for p in videos), "evaluation videos are written"
     if importlib.util.find_spec("wandb"):  # offline W&B run beside the metrics, resumed under the same id
         assert list((tmp_path / "split" / "wandb").glob("offline-run-*"))
         assert (tmp_path / "split" / "wandb_run_id").read_text().strip()
