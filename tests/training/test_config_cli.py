@@ -76,3 +76,19 @@ def test_tuple_options_take_comma_separated_values():
     cfg = build_config(PipelineConfig, "pipeline", {"pipeline": {"tasks": ["PickCube-v1"]}},
                        p.parse_args(["--methods", "flow_noise,flow_sde"]))
     assert cfg.methods == ("flow_noise", "flow_sde") and cfg.tasks == ("PickCube-v1",)
+
+
+def test_shipped_presets_parse_into_their_configs():
+    from pathlib import Path
+
+    from training.pipeline import PipelineConfig
+    from training.ppo.run import PPORunConfig
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    presets = sorted(root.glob("*.yaml"))
+    assert presets, "no presets shipped"
+    for path in presets:
+        data = load_config_file(path)
+        for cls, section in ((PipelineConfig, "pipeline"), (SFTRunConfig, "sft"), (PPORunConfig, "ppo_run"),
+                             (PPOConfig, "ppo")):
+            build_config(cls, section, data, argparse.Namespace(), str(path))

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from training.envs.maniskill import ManiSkillConfig, ManiSkillVecEnv
+from training.envs.maniskill import ManiSkillConfig, make_maniskill_vec_env
 from training.eval import evaluate
 from training.policy.checkpoint import load_checkpoint, save_checkpoint
 from training.ppo.distributed import broadcast_parameters, init_from_env
@@ -36,6 +36,9 @@ class PPORunConfig:
     num_envs: int = 2
     max_episode_steps: int = 50
     reward_mode: str = "sparse"
+    """"sparse" (success, as the paper) or ManiSkill's "normalized_dense" shaped reward."""
+    sim_backend: str = "cpu"
+    """"cpu" (a worker process per env) or "physx_cuda" (all envs batched on the GPU)."""
     eval_episodes_per_env: int = 10
     eval_every: int = 0
     """Evaluate every N updates (0: only before and after)."""
@@ -78,9 +81,9 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
         raise ValueError("no tasks: pass --tasks (the checkpoint does not record the tasks it was trained on)")
     (out / "config.json").write_text(json.dumps({"run": asdict(run), "ppo": asdict(cfg), "tasks": tasks}, indent=2))
     size = policy.cfg.vision.image_size
-    env = ManiSkillVecEnv(ManiSkillConfig(tasks=tasks, num_envs=run.num_envs, image_size=(size, size),
-                                          max_episode_steps=run.max_episode_steps, reward_mode=run.reward_mode,
-                                          camera_name=policy.cfg.camera_names[0]))
+    env = make_maniskill_vec_env(ManiSkillConfig(
+        tasks=tasks, num_envs=run.num_envs, image_size=(size, size), max_episode_steps=run.max_episode_steps,
+        reward_mode=run.reward_mode, camera_name=policy.cfg.camera_names[0], sim_backend=run.sim_backend))
     sampler = cfg.sampler()
     print(f"ppo: method={cfg.method} chain={sampler.resolved_chain_mode} log_prob={cfg.log_prob_reduction} "
           f"K={cfg.num_steps} a={cfg.noise_level} H={policy.cfg.action_horizon} executed={cfg.num_executed} "
@@ -187,9 +190,9 @@ def _run_ppo_rank(run: PPORunConfig, cfg: PPOConfig, rank: int, world: int) -> d
     meta_tasks = json.loads((Path(run.init) / "config.json").read_text())["metadata"].get("tasks", [])
     tasks = tuple(t for t in run.tasks.split(",") if t) or tuple(meta_tasks)
     size = policy.cfg.vision.image_size
-    env = ManiSkillVecEnv(ManiSkillConfig(tasks=tasks, num_envs=run.num_envs, image_size=(size, size),
-                                          max_episode_steps=run.max_episode_steps, reward_mode=run.reward_mode,
-                                          camera_name=policy.cfg.camera_names[0]))
+    env = make_maniskill_vec_env(ManiSkillConfig(
+        tasks=tasks, num_envs=run.num_envs, image_size=(size, size), max_episode_steps=run.max_episode_steps,
+        reward_mode=run.reward_mode, camera_name=policy.cfg.camera_names[0], sim_backend=run.sim_backend))
     sampler = cfg.sampler()
     learner = PPOLearner(policy, cfg)
     collector = RolloutCollector(env, policy, sampler, cfg.num_executed, seed=cfg.seed + 1_000 * rank)
