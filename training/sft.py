@@ -70,8 +70,30 @@ def _beta_time(n: int, gen: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=gen) ** (1 / 1.5) * 0.999 + 0.001
 
 
-def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool = True) -> list[float]:
-    """Run `cfg.steps` flow-matching steps; returns the loss per step."""
+@torch.no_grad()
+def validation_loss(policy: Policy, demos: DemoTensors, seed: int = 0, batch: int = 64) -> float:
+    """Flow-matching loss on held-out demos with fixed noise and times (comparable across calls)."""
+    model = policy.model
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    for start in range(0, len(demos), batch):
+        idx = torch.arange(start, min(start + batch, len(demos)))
+        obs, actions, mask = demos.batch(idx)
+        noise = torch.randn(actions.shape, generator=gen).to(actions)
+        loss = model.flow_matching_loss(obs, actions, mask, noise=noise, time=_beta_time(len(idx), gen).to(actions))
+        total += float(loss) * len(idx)
+        count += len(idx)
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool = True,
+              val: DemoTensors | None = None, val_every: int = 100,
+              val_log: list[tuple[int, float]] | None = None) -> list[float]:
+    """Run `cfg.steps` flow-matching steps; returns the loss per step. With `val`, the held-out loss is
+    computed every `val_every` steps and appended to `val_log` as (step, loss)."""
     model = policy.model
     model.set_prefix_trainable(cfg.train_prefix)
     model.train()
@@ -95,6 +117,12 @@ def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool
         opt.step()
         sched.step()
         losses.append(loss.item())
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+        step = len(losses)
+        if val is not None and val_log is not None and (step % val_every == 0 or step == cfg.steps):
+            val_log.append((step, validation_loss(policy, val)))
+        postfix = {"loss": f"{np.mean(losses[-20:]):.4f}", "lr": f"{sched.get_last_lr()[0]:.1e}"}
+        if val_log:
+            postfix["val"] = f"{val_log[-1][1]:.4f}"
+        bar.set_postfix(postfix)
     model.eval()
     return losses

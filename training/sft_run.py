@@ -28,7 +28,12 @@ class SFTRunConfig:
     """Use at most this many successful episodes per dataset (0: all): the few-shot size."""
     steps: int = 1000
     batch_size: int = 32
+    val_episodes: int = 1
+    """Episodes per dataset held out for the validation loss (0: none)."""
+    val_every: int = 100
     lr: float = 1e-3
+    value_source: str = ""
+    """Override the preset's critic input: "expert" (pi0 style) or "prefix" (pi0.5 style); "" keeps it."""
     seed: int = 0
 
 
@@ -64,6 +69,13 @@ def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
     datasets, space = load_demos(paths, cfg.max_episodes)
     tasks = [d.meta["task"] for d in datasets]
     h = preset.action_horizon
+    val_sets = []
+    for d in datasets:  # hold out the last episodes of each dataset for the validation loss
+        if cfg.val_episodes and len(d) > cfg.val_episodes:
+            held = DemoDataset(d.root, successful_only=True)
+            held.records = d.records[-cfg.val_episodes:]
+            d.records = d.records[: -cfg.val_episodes]
+            val_sets.append(held)
     parts = [d.chunk_samples(horizon=h) for d in datasets]
     cams = tuple(parts[0]["images"])
     size = parts[0]["images"][cams[0]].shape[1]
@@ -74,7 +86,8 @@ def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
                "action_valid": np.concatenate([p["action_valid"] for p in parts])}
     vision = dataclasses.replace(preset.vision, image_size=size)
     pcfg = dataclasses.replace(preset, camera_names=cams, vision=vision,
-                               state_dim=max(preset.state_dim, samples["state"].shape[1]))
+                               state_dim=max(preset.state_dim, samples["state"].shape[1]),
+                               value_source=cfg.value_source or preset.value_source)
     policy = Policy.create(pcfg, sorted(set(samples["instruction"])), samples["state"], samples["actions"],
                            seed=cfg.seed, action_space=space)
     episodes = sum(len(d) for d in datasets)
@@ -82,12 +95,27 @@ def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
           f"{size}px; policy {pcfg.name} state_dim {pcfg.state_dim}")
     demos = prepare_demos(policy, {k: samples[k] for k in ("images", "state", "instruction")}, samples["actions"],
                           samples["action_valid"])
+    val = None
+    if val_sets:
+        vparts = [v.chunk_samples(horizon=h) for v in val_sets]
+        val = prepare_demos(policy, {"images": {c: np.concatenate([p["images"][c] for p in vparts]) for c in cams},
+                                     "state": np.concatenate([p["state"] for p in vparts]),
+                                     "instruction": [i for p in vparts for i in p["instruction"]]},
+                            np.concatenate([p["actions"] for p in vparts]),
+                            np.concatenate([p["action_valid"] for p in vparts]))
+    val_log: list[tuple[int, float]] = []
     losses = train_sft(policy, demos, SFTConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                                                seed=cfg.seed), progress=progress)
+                                                seed=cfg.seed), progress=progress, val=val,
+                       val_every=cfg.val_every, val_log=val_log)
     save_checkpoint(out / "checkpoint", policy, metadata={"sft": asdict(cfg), "tasks": tasks, "episodes": episodes})
     metrics = {"loss_first10": float(np.mean(losses[:10])), "loss_last10": float(np.mean(losses[-10:])),
-               "seconds": time.time() - t0, "tasks": tasks, "episodes": episodes}
+               "val_loss": val_log, "seconds": time.time() - t0, "tasks": tasks, "episodes": episodes}
+    with open(out / "sft_losses.jsonl", "w") as f:
+        f.writelines(json.dumps({"step": i + 1, "loss": v}) + "\n" for i, v in enumerate(losses))
     (out / "sft_metrics.json").write_text(json.dumps(metrics, indent=2))
+    if val_log:
+        print(f"sft: validation loss {val_log[0][1]:.3f} (step {val_log[0][0]}) -> {val_log[-1][1]:.3f} "
+              f"(step {val_log[-1][0]}) on {len(val)} held-out samples")
     print(f"sft: loss {metrics['loss_first10']:.3f} -> {metrics['loss_last10']:.3f} in {metrics['seconds']:.0f}s; "
           f"checkpoint {out / 'checkpoint'}")
     return out / "checkpoint"

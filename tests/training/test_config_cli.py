@@ -92,3 +92,28 @@ def test_shipped_presets_parse_into_their_configs():
         for cls, section in ((PipelineConfig, "pipeline"), (SFTRunConfig, "sft"), (PPORunConfig, "ppo_run"),
                              (PPOConfig, "ppo")):
             build_config(cls, section, data, argparse.Namespace(), str(path))
+
+
+def test_sft_on_a_tiny_dataset_writes_a_checkpoint_and_a_validation_curve(tmp_path):
+    import json
+
+    from training.data.demos import DemoWriter, Episode
+    from training.policy.action_space import ActionSpace
+    from training.policy.checkpoint import load_checkpoint
+
+    rng = np.random.default_rng(0)
+    space = ActionSpace("ee_delta_pose", ("dx", "dy", "dz", "gripper"))
+    w = DemoWriter(tmp_path / "demos", {"task": "PushCube-v1", "action_space": space.to_dict()})
+    for seed in range(3):
+        w.write(Episode("PushCube-v1", "push the cube to the goal", seed, True,
+                        {"base_camera": rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)},
+                        rng.standard_normal((6, 9)).astype(np.float32), rng.uniform(-1, 1, (6, 4)).astype(np.float32)))
+    w.finalize()
+    ckpt = run_sft(SFTRunConfig(data=str(tmp_path / "demos"), out=str(tmp_path / "sft"), steps=4, batch_size=4,
+                                val_episodes=1, val_every=2, value_source="prefix"), progress=False)
+    policy = load_checkpoint(ckpt)
+    assert policy.cfg.camera_names == ("base_camera",) and policy.cfg.value_source == "prefix"
+    assert policy.action_space == space and policy.norm_stats.actions.dim == 4
+    metrics = json.loads((tmp_path / "sft" / "sft_metrics.json").read_text())
+    assert [s for s, _ in metrics["val_loss"]] == [2, 4] and metrics["episodes"] == 2
+    assert len((tmp_path / "sft" / "sft_losses.jsonl").read_text().splitlines()) == 4
