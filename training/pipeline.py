@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from training.data.collect import CollectConfig, collect
 from training.ppo.run import PPORunConfig, run_ppo
 from training.ppo.train import PPOConfig
@@ -128,7 +130,9 @@ def plot_runs(out: Path, methods: list[str]) -> None:
         m = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
         steps = [r["env_steps"] for r in m]
         train = [r["train_success"] for r in m]
-        axes[0].plot(steps, train, alpha=0.35, label=f"{method} train episodes")
+        k = min(10, len(train))  # rolling mean over updates: single updates hold only a few episodes
+        smooth = [float(np.mean(train[max(0, i - k + 1): i + 1])) for i in range(len(train))]
+        axes[0].plot(steps, smooth, alpha=0.6, label=f"{method} train episodes (mean of {k} updates)")
         evals = json.loads((run_dir / "evals.json").read_text())
         pts = sorted((v["env_steps"], v["overall"]["success"], v["overall"]["ci95"]) for v in evals.values())
         axes[0].errorbar([p[0] for p in pts], [p[1] for p in pts],
