@@ -7,33 +7,17 @@ much (max |mean gap|, max |std gap| over dims, smallest per-dim two-sample KS p-
 
 from __future__ import annotations
 
-import torch
 from scipy.stats import ks_2samp
 
-from training.policy.samplers import draw, flow_sde_step, ode_step, time_grid
-from training.policy.toy import DEFAULT_MIXTURE
-
-
-def run(num_steps: int, noise_level: float | None, n: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    ts = time_grid(num_steps)
-    x = torch.randn(n, 1, 2, generator=g)
-    for i in range(num_steps):
-        t, delta = float(ts[i]), float(ts[i] - ts[i + 1])
-        v = DEFAULT_MIXTURE.velocity(x[:, 0], t)[:, None]
-        if noise_level is None:
-            x = ode_step(x, v, t, delta)
-        else:
-            x, _ = draw(*flow_sde_step(x, v, t, delta, noise_level, float(ts[1])), generator=g)
-    return x[:, 0]
+from training.policy.toy import DEFAULT_MIXTURE, integrate
 
 
 def main(n: int = 20_000) -> None:
     print(f"{'K':>4} {'a':>4} {'|mean gap|':>11} {'|std gap|':>10} {'KS p (min)':>11}")
     for k in (2, 4, 10, 50, 500):
-        ode = run(k, None, n, seed=1)
+        ode = integrate(DEFAULT_MIXTURE, k, None, n, seed=1)
         for a in (0.3, 0.5, 0.8):
-            sde = run(k, a, n, seed=2)
+            sde = integrate(DEFAULT_MIXTURE, k, a, n, seed=2)
             mean_gap = (sde.mean(0) - ode.mean(0)).abs().max().item()
             std_gap = (sde.std(0) - ode.std(0)).abs().max().item()
             p = min(ks_2samp(sde[:, j].numpy(), ode[:, j].numpy()).pvalue for j in range(2))

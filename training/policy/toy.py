@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from training.policy.samplers import draw, flow_sde_step, ode_step, time_grid
+
 
 @dataclass(frozen=True)
 class GaussianMixture:
@@ -45,3 +47,19 @@ class GaussianMixture:
 
 DEFAULT_MIXTURE = GaussianMixture(weights=(0.3, 0.5, 0.2), means=((-1.0, -1.0), (1.5, 0.5), (0.0, 1.5)),
                                   stds=(0.3, 0.4, 0.25))
+
+
+def integrate(mixture: GaussianMixture, num_steps: int, noise_level: float | None, n: int, seed: int) -> Tensor:
+    """Samples (n, D) from K Euler steps on the mixture's exact velocity: ODE steps when `noise_level` is
+    None, Flow-SDE steps otherwise."""
+    g = torch.Generator().manual_seed(seed)
+    ts = time_grid(num_steps)
+    x = torch.randn(n, 1, len(mixture.means[0]), generator=g)  # (N, H=1, D)
+    for i in range(num_steps):
+        t, delta = float(ts[i]), float(ts[i] - ts[i + 1])
+        v = mixture.velocity(x[:, 0], t)[:, None]
+        if noise_level is None:
+            x = ode_step(x, v, t, delta)
+        else:
+            x, _ = draw(*flow_sde_step(x, v, t, delta, noise_level, float(ts[1])), generator=g)
+    return x[:, 0]

@@ -54,6 +54,19 @@ def _append_jsonl(path: Path, record: dict) -> None:
         f.flush()
 
 
+def _tasks_and_env(run: PPORunConfig, policy) -> tuple[tuple[str, ...], object]:
+    """The run's tasks (flag, else those the init checkpoint was trained on) and its ManiSkill env."""
+    meta_tasks = json.loads((Path(run.init) / "config.json").read_text())["metadata"].get("tasks", [])
+    tasks = tuple(t for t in run.tasks.split(",") if t) or tuple(meta_tasks)
+    if not tasks:
+        raise ValueError("no tasks: pass --tasks (the checkpoint does not record the tasks it was trained on)")
+    size = policy.cfg.vision.image_size
+    env = make_maniskill_vec_env(ManiSkillConfig(
+        tasks=tasks, num_envs=run.num_envs, image_size=(size, size), max_episode_steps=run.max_episode_steps,
+        reward_mode=run.reward_mode, camera_name=policy.cfg.camera_names[0], sim_backend=run.sim_backend))
+    return tasks, env
+
+
 def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
     rank, world = init_from_env()
     if world > 1:
@@ -75,15 +88,8 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
                              f"e.g. {changed[0]}: saved {saved.get(changed[0])!r}, now {now[changed[0]]!r}")
         start = str(out / "checkpoint")
     policy = load_checkpoint(start)
-    meta_tasks = json.loads((Path(run.init) / "config.json").read_text())["metadata"].get("tasks", [])
-    tasks = tuple(t for t in run.tasks.split(",") if t) or tuple(meta_tasks)
-    if not tasks:
-        raise ValueError("no tasks: pass --tasks (the checkpoint does not record the tasks it was trained on)")
+    tasks, env = _tasks_and_env(run, policy)
     (out / "config.json").write_text(json.dumps({"run": asdict(run), "ppo": asdict(cfg), "tasks": tasks}, indent=2))
-    size = policy.cfg.vision.image_size
-    env = make_maniskill_vec_env(ManiSkillConfig(
-        tasks=tasks, num_envs=run.num_envs, image_size=(size, size), max_episode_steps=run.max_episode_steps,
-        reward_mode=run.reward_mode, camera_name=policy.cfg.camera_names[0], sim_backend=run.sim_backend))
     sampler = cfg.sampler()
     print(f"ppo: method={cfg.method} chain={sampler.resolved_chain_mode} log_prob={cfg.log_prob_reduction} "
           f"K={cfg.num_steps} a={cfg.noise_level} H={policy.cfg.action_horizon} executed={cfg.num_executed} "
@@ -187,12 +193,7 @@ def _run_ppo_rank(run: PPORunConfig, cfg: PPOConfig, rank: int, world: int) -> d
 
     policy = load_checkpoint(run.init)
     broadcast_parameters(policy.model)
-    meta_tasks = json.loads((Path(run.init) / "config.json").read_text())["metadata"].get("tasks", [])
-    tasks = tuple(t for t in run.tasks.split(",") if t) or tuple(meta_tasks)
-    size = policy.cfg.vision.image_size
-    env = make_maniskill_vec_env(ManiSkillConfig(
-        tasks=tasks, num_envs=run.num_envs, image_size=(size, size), max_episode_steps=run.max_episode_steps,
-        reward_mode=run.reward_mode, camera_name=policy.cfg.camera_names[0], sim_backend=run.sim_backend))
+    tasks, env = _tasks_and_env(run, policy)
     sampler = cfg.sampler()
     learner = PPOLearner(policy, cfg)
     collector = RolloutCollector(env, policy, sampler, cfg.num_executed, seed=cfg.seed + 1_000 * rank)

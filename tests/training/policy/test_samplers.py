@@ -18,7 +18,7 @@ from training.policy.samplers import (
     sde_sigma,
     time_grid,
 )
-from training.policy.toy import DEFAULT_MIXTURE
+from training.policy.toy import DEFAULT_MIXTURE, integrate
 
 
 def test_time_grid_runs_from_noise_to_action():
@@ -65,19 +65,7 @@ def test_zero_noise_sde_and_noiseless_flow_noise_equal_ode_exactly():
 
 
 def _run_sampler(num_steps: int, noise_level: float | None, n: int, seed: int) -> torch.Tensor:
-    """Integrate the mixture's exact velocity with the ODE (noise_level None) or Flow-SDE steps."""
-    g = torch.Generator().manual_seed(seed)
-    ts = time_grid(num_steps)
-    x = torch.randn(n, 1, 2, generator=g)  # (N, H=1, A=2)
-    for i in range(num_steps):
-        t, delta = float(ts[i]), float(ts[i] - ts[i + 1])
-        v = DEFAULT_MIXTURE.velocity(x[:, 0], t)[:, None]
-        if noise_level is None:
-            x = ode_step(x, v, t, delta)
-        else:
-            mean, std = flow_sde_step(x, v, t, delta, noise_level, float(ts[1]))
-            x, _ = draw(mean, std, g)
-    return x[:, 0]
+    return integrate(DEFAULT_MIXTURE, num_steps, noise_level, n, seed)
 
 
 def _marginal_gap(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
