@@ -191,6 +191,9 @@ def _run_ppo_rank(run: PPORunConfig, cfg: PPOConfig, rank: int, world: int) -> d
     evaluates, logs and saves like a single-process run."""
     import torch.distributed as dist
 
+    if run.resume:
+        raise NotImplementedError("--resume is not supported under torchrun yet; resume a single-process run "
+                                  "or restart the distributed one from its last checkpoint with --init")
     policy = load_checkpoint(run.init)
     broadcast_parameters(policy.model)
     tasks, env = _tasks_and_env(run, policy)
