@@ -152,7 +152,8 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
         if done % run.save_every == 0 or done == cfg.updates:
             save()
     bar.close()
-    final = run_eval("final") if "final" not in evals else evals["final"]
+    if "final" not in evals:
+        run_eval("final")
     env.close()
     sft, rl = evals["sft"]["overall"], evals["final"]["overall"]
     results = {"sft": sft, "rl": rl, "gain_points": 100 * (rl["success"] - sft["success"]),
@@ -163,7 +164,6 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
     logger.finish()
     print(f"ppo: SFT {sft['success']:.1%} -> RL {rl['success']:.1%} on the same held-out seeds "
           f"({results['gain_points']:+.1f} points) after {env_steps} env steps")
-    del final
     return results
 
 
