@@ -79,6 +79,10 @@ def run_pipeline(cfg: PipelineConfig, file_cfg: dict[str, Any], progress: bool =
             results[method] = json.loads((run_dir / "results.json").read_text())
             continue
         t = time.time()
+        if run_dir.exists() and not (run_dir / "checkpoint").exists():  # killed before its first checkpoint
+            aside = run_dir.with_name(f"{run_dir.name}.incomplete-{int(time.time())}")
+            run_dir.rename(aside)
+            print(f"pipeline: {run_dir} had no checkpoint yet; moved it to {aside} and starting PPO again")
         run = _section(PPORunConfig, file_cfg, "ppo_run", init=str(sft_out / "checkpoint"), out=str(run_dir),
                        tasks=",".join(cfg.tasks), resume=(run_dir / "checkpoint").exists())
         results[method] = run_ppo(run, _section(PPOConfig, file_cfg, "ppo", method=method), progress=progress)
