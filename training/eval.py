@@ -87,7 +87,7 @@ def evaluate(policy: Policy, env: VecEnv, episodes_per_env: int, num_executed: i
             frames.append(out.final_obs[0]["images"][cam])
             ep = out.episodes[0]
             video_dir.mkdir(parents=True, exist_ok=True)
-            name = f"{ep.task}_seed{ep.seed}_{'success' if ep.success else 'failure'}"
+            name = f"{ep.task.replace('/', '-')}_seed{ep.seed}_{'success' if ep.success else 'failure'}"  # libero_x/3
             video_paths.append(str(write_video(frames, video_dir / name)))
             frames = []
         obs = out.obs

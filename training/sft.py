@@ -6,6 +6,7 @@ evaluation in simulation and checkpoints grows from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,9 +92,11 @@ def validation_loss(policy: Policy, demos: DemoTensors, seed: int = 0, batch: in
 
 def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool = True,
               val: DemoTensors | None = None, val_every: int = 100,
-              val_log: list[tuple[int, float]] | None = None) -> list[float]:
+              val_log: list[tuple[int, float]] | None = None,
+              on_step: Callable[[int], dict[str, str] | None] | None = None) -> list[float]:
     """Run `cfg.steps` flow-matching steps; returns the loss per step. With `val`, the held-out loss is
-    computed every `val_every` steps and appended to `val_log` as (step, loss)."""
+    computed every `val_every` steps and appended to `val_log` as (step, loss). `on_step(step)` runs after
+    every step (e.g. a periodic evaluation in sim) and may return fields for the progress bar."""
     model = policy.model
     model.set_prefix_trainable(cfg.train_prefix)
     model.train()
@@ -103,6 +106,7 @@ def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool
         opt, lambda s: min(1.0, (s + 1) / max(cfg.warmup_steps, 1)) * 0.5 * (1 + np.cos(np.pi * s / cfg.steps)))
     gen = torch.Generator().manual_seed(cfg.seed)
     losses: list[float] = []
+    extra_postfix: dict[str, str] = {}
     bar = tqdm(range(cfg.steps), desc="sft", disable=not progress, dynamic_ncols=True)
     for _ in bar:
         idx = torch.randint(0, len(demos), (min(cfg.batch_size, len(demos)),), generator=gen)
@@ -123,6 +127,11 @@ def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool
         postfix = {"loss": f"{np.mean(losses[-20:]):.4f}", "lr": f"{sched.get_last_lr()[0]:.1e}"}
         if val_log:
             postfix["val"] = f"{val_log[-1][1]:.4f}"
-        bar.set_postfix(postfix)
+        if on_step is not None:
+            shown = on_step(step)
+            model.train()  # the hook may have switched to eval mode
+            if shown:
+                extra_postfix.update(shown)
+        bar.set_postfix(postfix | extra_postfix)
     model.eval()
     return losses

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from training.data.demos import DemoDataset
+from training.envs.factory import EnvSpec, make_vec_env
+from training.eval import evaluate
 from training.policy.action_space import ActionSpace
 from training.policy.checkpoint import save_checkpoint
 from training.policy.policy import Policy
@@ -32,6 +34,15 @@ class SFTRunConfig:
     """Episodes per dataset held out for the validation loss (0: none)."""
     val_every: int = 100
     lr: float = 1e-3
+    eval_every: int = 0
+    """Evaluate the ODE policy in simulation every N steps and at the end (0: never; the pipeline evaluates
+    the final checkpoint itself)."""
+    eval_episodes_per_env: int = 5
+    eval_envs: int = 2
+    eval_max_episode_steps: int = 0
+    """0: the simulator's default."""
+    eval_num_executed: int = 5
+    """Actions executed per chunk in the evaluation (PPO's default)."""
     value_source: str = ""
     """Override the preset's critic input: "expert" (pi0 style) or "prefix" (pi0.5 style); "" keeps it."""
     seed: int = 0
@@ -57,6 +68,36 @@ def load_demos(paths: list[str], max_episodes: int) -> tuple[list[DemoDataset], 
         space = this_space
         datasets.append(data)
     return datasets, space
+
+
+class SimEval:
+    """The periodic in-sim evaluation of an SFT run: success of the ODE policy on the held-out seeds every
+    `eval_every` steps and at the last step, appended to `sft_evals.jsonl`."""
+
+    def __init__(self, policy: Policy, tasks: list[str], cfg: SFTRunConfig, out: Path):
+        self.policy, self.tasks, self.cfg, self.out = policy, tasks, cfg, out
+        self.env = None
+        self.history: list[dict] = []
+
+    def __call__(self, step: int) -> dict[str, str] | None:
+        if step % self.cfg.eval_every and step != self.cfg.steps:
+            return None
+        if self.env is None:
+            self.env = make_vec_env(EnvSpec(tasks=tuple(self.tasks), num_envs=self.cfg.eval_envs,
+                                            image_size=self.policy.cfg.vision.image_size,
+                                            camera_names=self.policy.cfg.camera_names,
+                                            max_episode_steps=self.cfg.eval_max_episode_steps))
+        o = evaluate(self.policy, self.env, self.cfg.eval_episodes_per_env, self.cfg.eval_num_executed)["overall"]
+        record = {"step": step, "success": o["success"], "ci95": o["ci95"], "n": o["n"]}
+        self.history.append(record)
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "sft_evals.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        return {"sim": f"{o['success']:.0%}"}
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
 
 
 def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
@@ -104,12 +145,18 @@ def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
                             np.concatenate([p["actions"] for p in vparts]),
                             np.concatenate([p["action_valid"] for p in vparts]))
     val_log: list[tuple[int, float]] = []
-    losses = train_sft(policy, demos, SFTConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                                                seed=cfg.seed), progress=progress, val=val,
-                       val_every=cfg.val_every, val_log=val_log)
+    sim_eval = SimEval(policy, tasks, cfg, out) if cfg.eval_every else None
+    try:
+        losses = train_sft(policy, demos, SFTConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                                                    seed=cfg.seed), progress=progress, val=val,
+                           val_every=cfg.val_every, val_log=val_log, on_step=sim_eval)
+    finally:
+        if sim_eval is not None:
+            sim_eval.close()
     save_checkpoint(out / "checkpoint", policy, metadata={"sft": asdict(cfg), "tasks": tasks, "episodes": episodes})
     metrics = {"loss_first10": float(np.mean(losses[:10])), "loss_last10": float(np.mean(losses[-10:])),
-               "val_loss": val_log, "seconds": time.time() - t0, "tasks": tasks, "episodes": episodes}
+               "val_loss": val_log, "sim_success": sim_eval.history if sim_eval else [],
+               "seconds": time.time() - t0, "tasks": tasks, "episodes": episodes}
     with open(out / "sft_losses.jsonl", "w") as f:
         f.writelines(json.dumps({"step": i + 1, "loss": v}) + "\n" for i, v in enumerate(losses))
     (out / "sft_metrics.json").write_text(json.dumps(metrics, indent=2))

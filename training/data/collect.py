@@ -15,6 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from training.data.demos import DemoWriter, Episode
+from training.envs.factory import is_libero, libero_task
 
 
 @dataclass(frozen=True)
@@ -32,21 +33,15 @@ class CollectConfig:
     resume: bool = False
 
 
-def _is_libero(task: str) -> bool:
-    return task.startswith("libero_")
-
-
 def make_env_and_expert(cfg: CollectConfig):
     """(ChunkEnv, expert) for a task, in this process."""
-    if _is_libero(cfg.task):
+    if is_libero(cfg.task):
         from training.data.experts.libero import PickPlaceBowlExpert
         from training.envs.libero import LiberoChunkEnv, LiberoConfig
 
-        suite, _, idx = cfg.task.partition("/")
-        if not idx.isdigit():
-            raise ValueError(f"LIBERO tasks are written SUITE/INDEX, e.g. libero_spatial/0; got {cfg.task!r}")
+        suite, idx = libero_task(cfg.task)
         env = LiberoChunkEnv(LiberoConfig(suite=suite, image_size=(cfg.image_size, cfg.image_size),
-                                          max_episode_steps=cfg.max_episode_steps or None), int(idx))
+                                          max_episode_steps=cfg.max_episode_steps or None), idx)
         if suite != "libero_spatial":
             raise ValueError(f"scripted LIBERO experts exist for libero_spatial only, not {suite}")
         return env, PickPlaceBowlExpert(env)
@@ -125,7 +120,7 @@ def _dataset_meta(cfg: CollectConfig) -> dict:
     """What the dataset holds, known before any episode is played (so resume can check it)."""
     from training.policy.action_space import ActionSpace
 
-    if _is_libero(cfg.task):
+    if is_libero(cfg.task):
         space = ActionSpace("ee_delta_pose", ("dx", "dy", "dz", "dax", "day", "daz", "gripper"),
                             units="normalized OSC_POSE deltas in [-1, 1] (xyz 5 cm, rotation 0.5 rad a step)",
                             gripper="last dim, -1 = open, +1 = closed", control_hz=20.0)

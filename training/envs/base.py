@@ -73,6 +73,7 @@ class VecEnv(Protocol):
     state_dim: int
     action_dim: int
     tasks: list[str]  # task of each env
+    privileged_dim: int  # > 0: obs also hold "privileged": float32 (N, P), sim-only state for the critic
 
     def reset(self, seed: int = 0) -> dict[str, Any]: ...
 

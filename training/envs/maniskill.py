@@ -20,9 +20,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from training.envs.base import EnvError
 from training.envs.camera import CameraSpec
 from training.envs.maniskill_tasks import INSTRUCTIONS, check_task
 from training.envs.pool import ChunkEnv, WorkerPool, limit_threads
+
+PRIVILEGED_DIM = 64
+"""Length of the privileged state vector (the longest offline Panda task, StackCube, has 48 values)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class ManiSkillConfig:
     """Render the cameras after every physics step, not only at decision points (benchmarking only)."""
     step_timeout_s: float = 300.0
     """A worker that does not answer within this time is reported, not waited on forever."""
+    privileged: bool = False
+    """Also return the simulator state (object/goal poses) as obs["privileged"], for an asymmetric critic."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,6 +109,7 @@ class ManiSkillChunkEnv(ChunkEnv):
         self.render_every_step = cfg.render_every_step
         self.state_dim = int(self.raw.agent.robot.get_qpos().shape[-1])
         self.action_dim = int(self.env.action_space.shape[-1])
+        self.privileged_dim = PRIVILEGED_DIM if cfg.privileged else 0
         self._init_spaces()
 
     def _place_camera(self) -> None:
@@ -123,6 +130,21 @@ class ManiSkillChunkEnv(ChunkEnv):
 
     def sim_state(self) -> np.ndarray:
         return _to_numpy(self.raw.agent.robot.get_qpos())[0].astype(np.float32)
+
+    def sim_privileged(self) -> np.ndarray:
+        # ManiSkill's full state observation (robot qpos/qvel, tcp, object and goal poses), zero-padded to one
+        # length so that envs of different tasks share an observation space; the last entry is the elapsed
+        # fraction of the episode, without which returns-to-go under a time limit are unpredictable.
+        from mani_skill.utils.common import flatten_state_dict
+
+        flat = _to_numpy(flatten_state_dict(self.raw.get_obs(), use_torch=True))[0].astype(np.float32)
+        if flat.size > PRIVILEGED_DIM - 1:
+            raise EnvError(f"{self.task}: its state has {flat.size} values, more than PRIVILEGED_DIM - 1 ="
+                           f"{PRIVILEGED_DIM - 1}; raise PRIVILEGED_DIM in training/envs/maniskill.py")
+        out = np.zeros(PRIVILEGED_DIM, np.float32)
+        out[: flat.size] = flat
+        out[-1] = float(_to_numpy(self.raw.elapsed_steps).reshape(-1)[0]) / self.cfg.max_episode_steps
+        return out
 
     def sim_reset(self, seed: int) -> str:
         self.env.reset(seed=seed)
@@ -175,6 +197,9 @@ class ManiSkillGPUVecEnv:
         self.tasks = [cfg.tasks[i % len(cfg.tasks)] for i in range(cfg.num_envs)]
         self.camera_names = (cfg.camera_name,)
         self.image_size = cfg.image_size
+        if cfg.privileged:
+            raise ValueError("the GPU backend does not offer privileged critic state yet; use critic: policy")
+        self.privileged_dim = 0
         self._groups = []  # (task, env, indices into the batch)
         for task in dict.fromkeys(self.tasks):
             idx = np.array([i for i, t in enumerate(self.tasks) if t == task])

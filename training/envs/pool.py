@@ -30,6 +30,8 @@ class ChunkEnv(gym.Env):
     state_dim: int
     action_dim: int
     render_every_step: bool = False
+    privileged_dim: int = 0
+    """Length of the simulator-only state vector offered to an asymmetric critic (0: none)."""
 
     # ------------------------------------------------------------------ hooks
     def sim_reset(self, seed: int) -> str:
@@ -48,6 +50,11 @@ class ChunkEnv(gym.Env):
         """Render every camera now: {name: uint8 (H, W, 3)}."""
         raise NotImplementedError
 
+    def sim_privileged(self) -> np.ndarray:
+        """Simulator-only state (object and goal poses...), float32 (privileged_dim,): critic input only, the
+        policy never sees it. Only called when `privileged_dim` > 0."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ gym.Env
     def _init_spaces(self) -> None:
         h, w = self.image_size
@@ -55,6 +62,8 @@ class ChunkEnv(gym.Env):
             "images": gym.spaces.Dict({c: gym.spaces.Box(0, 255, (h, w, 3), np.uint8) for c in self.camera_names}),
             "state": gym.spaces.Box(-np.inf, np.inf, (self.state_dim,), np.float32),
             "instruction": INSTRUCTION_SPACE,
+            **({"privileged": gym.spaces.Box(-np.inf, np.inf, (self.privileged_dim,), np.float32)}
+               if self.privileged_dim else {}),
         })
         self.action_space = gym.spaces.Box(-np.inf, np.inf, (1, self.action_dim), np.float32)
         self._base_seed, self._episode = 0, 0
@@ -62,7 +71,10 @@ class ChunkEnv(gym.Env):
         self._ep_return, self._ep_len, self._ep_success, self._ep_seed = 0.0, 0, False, 0
 
     def observe(self) -> dict[str, Any]:
-        return {"images": self.render_images(), "state": self.sim_state(), "instruction": self._instruction}
+        obs = {"images": self.render_images(), "state": self.sim_state(), "instruction": self._instruction}
+        if self.privileged_dim:
+            obs["privileged"] = self.sim_privileged()
+        return obs
 
     def _start_episode(self, seed: int) -> None:
         self._instruction = self.sim_reset(seed)
@@ -134,6 +146,7 @@ class WorkerPool:
         first = space["images"][self.camera_names[0]].shape if self.camera_names else (0, 0)
         self.image_size = (int(first[0]), int(first[1]))
         self.state_dim = int(space["state"].shape[0])
+        self.privileged_dim = int(space["privileged"].shape[0]) if "privileged" in space.spaces else 0
         self.action_dim = int(self._pool.single_action_space.shape[-1])
 
     @property
@@ -157,8 +170,11 @@ class WorkerPool:
 
     @staticmethod
     def _batch(obs: dict[str, Any]) -> dict[str, Any]:
-        return {"images": dict(obs["images"]), "state": np.asarray(obs["state"], np.float32),
-                "instruction": list(obs["instruction"])}
+        batch = {"images": dict(obs["images"]), "state": np.asarray(obs["state"], np.float32),
+                 "instruction": list(obs["instruction"])}
+        if "privileged" in obs:
+            batch["privileged"] = np.asarray(obs["privileged"], np.float32)
+        return batch
 
     def reset(self, seed: int = 0) -> dict[str, Any]:
         obs, _ = self._call(lambda: self._pool.reset(seed=seed), "reset")

@@ -58,3 +58,17 @@ def mean_across_ranks(x: float) -> float:
     t = torch.tensor([x], dtype=torch.float64)
     dist.all_reduce(t)
     return float(t.item()) / world_size()
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()
+
+
+def gather_objects(obj):
+    """[obj of rank 0, obj of rank 1, ...] on every rank ([obj] on one process)."""
+    if world_size() == 1:
+        return [obj]
+    objs = [None] * world_size()
+    dist.all_gather_object(objs, obj)
+    return objs

@@ -18,6 +18,7 @@ from training.policy.config import SamplerConfig
 from training.policy.model import Observation
 from training.policy.policy import Policy
 from training.policy.sampling import element_mask, reduce_log_prob, sample_chain
+from training.ppo.critic import PrivilegedCritic
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Rollout:
     last_value: Tensor  # (N,)
     episodes: list[EpisodeStats]
     env_steps: int
+    privileged: Tensor | None = None  # (T * N, P) sim-only critic inputs, t-major like obs
     sim_s: float = 0.0  # wall time inside env.step (simulation + rendering)
     policy_s: float = 0.0  # wall time in preprocessing and sampling chains
 
@@ -55,13 +57,19 @@ def index_obs(obs: Observation, idx: Tensor) -> Observation:
 class RolloutCollector:
     """Plays a policy's stochastic chains in a VecEnv and records what PPO needs."""
 
-    def __init__(self, env: VecEnv, policy: Policy, sampler: SamplerConfig, num_executed: int, seed: int = 0):
+    def __init__(self, env: VecEnv, policy: Policy, sampler: SamplerConfig, num_executed: int, seed: int = 0,
+                 critic: PrivilegedCritic | None = None):
+        """With `critic`, values come from it and the env's privileged state instead of the policy's head."""
         cfg = policy.cfg
         if num_executed > cfg.action_horizon:
             raise ValueError(f"num_executed={num_executed} exceeds the policy's chunk length {cfg.action_horizon}")
         if env.action_dim != policy.norm_stats.actions.dim:
             raise ValueError(f"env actions have {env.action_dim} dims, the policy's {policy.norm_stats.actions.dim}")
+        if critic is not None and not getattr(env, "privileged_dim", 0):
+            raise ValueError("a privileged critic needs an env that returns privileged state (ManiSkill on the "
+                             "CPU backend); use critic: policy")
         self.env, self.policy, self.sampler, self.num_executed = env, policy, sampler, num_executed
+        self.critic = critic
         self.elem_mask = element_mask(cfg.action_horizon, cfg.action_dim, num_executed, env.action_dim)
         self.generator = torch.Generator().manual_seed(seed)
         self.obs = env.reset(seed=seed)
@@ -71,6 +79,7 @@ class RolloutCollector:
         model = self.policy.model
         model.eval()
         obs_list, chains, masks, hybrid, logps, values, rewards, dones = [], [], [], [], [], [], [], []
+        privileged: list[Tensor] = []
         episodes: list[EpisodeStats] = []
         env_steps = 0
         sim_s = policy_s = 0.0
@@ -91,19 +100,26 @@ class RolloutCollector:
             hybrid.append(s.hybrid_step)
             logps.append(reduce_log_prob(s.term_log_probs, s.term_mask, self.elem_mask,
                                          self.sampler.log_prob_reduction))
-            values.append(s.value)
+            if self.critic is not None:
+                privileged.append(torch.as_tensor(self.obs["privileged"]))
+                values.append(self.critic(privileged[-1]))
+            else:
+                values.append(s.value)
             rewards.append(torch.as_tensor(out.reward))
             dones.append(torch.as_tensor(out.done))
             episodes += [e for e in out.episodes if e is not None]
             env_steps += int(out.executed.sum())
             self.obs = out.obs
-        inputs = self.policy.prepare(self.obs)
-        last = sample_chain(model, model.encode_prefix(inputs), inputs.state, self.sampler,
-                            noise_level=noise_level, generator=self.generator).value
+        if self.critic is not None:
+            last = self.critic(torch.as_tensor(self.obs["privileged"]))
+        else:
+            inputs = self.policy.prepare(self.obs)
+            last = sample_chain(model, model.encode_prefix(inputs), inputs.state, self.sampler,
+                                noise_level=noise_level, generator=self.generator).value
         return Rollout(cat_obs(obs_list), torch.stack(chains), torch.stack(masks),
                        torch.stack(hybrid) if hybrid[0] is not None else None, torch.stack(logps),
                        torch.stack(values), torch.stack(rewards).float(), torch.stack(dones), last, episodes,
-                       env_steps, sim_s, policy_s)
+                       env_steps, torch.cat(privileged) if privileged else None, sim_s, policy_s)
 
 
 def success_rate(episodes: list[EpisodeStats]) -> float:

@@ -1,8 +1,9 @@
 """`pirl-train ppo`: PPO fine-tuning of an SFT checkpoint in ManiSkill, with evaluation before and after on
 the same held-out seeds, a metrics JSONL, checkpoints with the learner's state, and `--resume`.
 
-Every update starts from an env reset with seed `seed + update * num_envs`, so a resumed run replays exactly
-the episodes an uninterrupted one would have (ratio, losses and weights match bit for bit on CPU).
+Every update starts from an env reset with seed `seed + (update * world + rank) * num_envs`, so a resumed run
+replays exactly the episodes an uninterrupted one would have (ratio, losses and weights match bit for bit on
+CPU), under torchrun too.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from training.envs.maniskill import ManiSkillConfig, make_maniskill_vec_env
+from training.envs.factory import EnvSpec, make_vec_env
 from training.eval import evaluate
 from training.policy.checkpoint import load_checkpoint, save_checkpoint
-from training.ppo.distributed import broadcast_parameters, init_from_env
+from training.ppo.distributed import barrier, broadcast_parameters, gather_objects, init_from_env
 from training.ppo.rollout import RolloutCollector, success_rate
 from training.ppo.train import PPOConfig, PPOLearner
 from training.run_logger import RunLogger
@@ -32,9 +33,10 @@ class PPORunConfig:
     """SFT checkpoint to start from."""
     out: str = "runs/ppo"
     tasks: str = ""
-    """Comma-separated ManiSkill tasks; empty: the tasks the checkpoint was trained on."""
+    """Comma-separated ManiSkill tasks or LIBERO SUITE/INDEX tasks; empty: those the checkpoint was trained on."""
     num_envs: int = 2
     max_episode_steps: int = 50
+    """0: the simulator's default (LIBERO: the suite's published limit)."""
     reward_mode: str = "sparse"
     """"sparse" (success, as the paper) or ManiSkill's "normalized_dense" shaped reward."""
     sim_backend: str = "cpu"
@@ -48,105 +50,116 @@ class PPORunConfig:
     """Log to Weights & Biases when installed (offline unless WANDB_API_KEY is set)."""
 
 
-def _append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-
-
-def _tasks_and_env(run: PPORunConfig, policy) -> tuple[tuple[str, ...], object]:
+def _tasks_and_env(run: PPORunConfig, policy, privileged: bool = False) -> tuple[tuple[str, ...], object]:
     """The run's tasks (flag, else those the init checkpoint was trained on) and its ManiSkill env."""
     meta_tasks = json.loads((Path(run.init) / "config.json").read_text())["metadata"].get("tasks", [])
     tasks = tuple(t for t in run.tasks.split(",") if t) or tuple(meta_tasks)
     if not tasks:
         raise ValueError("no tasks: pass --tasks (the checkpoint does not record the tasks it was trained on)")
-    size = policy.cfg.vision.image_size
-    env = make_maniskill_vec_env(ManiSkillConfig(
-        tasks=tasks, num_envs=run.num_envs, image_size=(size, size), max_episode_steps=run.max_episode_steps,
-        reward_mode=run.reward_mode, camera_name=policy.cfg.camera_names[0], sim_backend=run.sim_backend))
+    env = make_vec_env(EnvSpec(tasks=tasks, num_envs=run.num_envs, image_size=policy.cfg.vision.image_size,
+                               camera_names=policy.cfg.camera_names, max_episode_steps=run.max_episode_steps,
+                               reward_mode=run.reward_mode, sim_backend=run.sim_backend,
+                               privileged=privileged))
     return tasks, env
 
 
 def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
+    """One process, or one rank of a torchrun job: each rank owns its envs (seeds offset by rank) and
+    rollouts, gradients are averaged every step; rank 0 evaluates, logs and saves, and its checkpoint holds
+    every rank's RNG state so `--resume` replays the same episodes on every rank."""
     rank, world = init_from_env()
-    if world > 1:
-        return _run_ppo_rank(run, cfg, rank, world)
+    lead = rank == 0
     out = Path(run.out)
     state_path = out / "checkpoint" / LEARNER_FILE
-    if out.exists() and any(out.iterdir()) and not run.resume:
+    if lead and out.exists() and any(out.iterdir()) and not run.resume:
         raise FileExistsError(f"{out} already holds a run; pass --resume true to continue it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
     start = run.init
     if run.resume:
         if not state_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint with learner state in {out / 'checkpoint'}")
-        saved = json.loads((out / "config.json").read_text())["ppo"]
+        saved = json.loads((out / "config.json").read_text())
         now = json.loads(json.dumps(asdict(cfg)))
-        changed = sorted(k for k in now if k != "updates" and saved.get(k) != now[k])
+        changed = sorted(k for k in now if k != "updates" and saved["ppo"].get(k) != now[k])
         if changed:  # only the number of updates may grow on resume
             raise ValueError(f"--resume: {changed} differ from the run saved in {out / 'config.json'}; "
-                             f"e.g. {changed[0]}: saved {saved.get(changed[0])!r}, now {now[changed[0]]!r}")
+                             f"e.g. {changed[0]}: saved {saved['ppo'].get(changed[0])!r}, now {now[changed[0]]!r}")
+        if saved.get("world_size", 1) != world:
+            raise ValueError(f"--resume: the run was saved with {saved.get('world_size', 1)} rank(s), this job has "
+                             f"{world}; relaunch with --nproc-per-node matching it")
         start = str(out / "checkpoint")
+    barrier()  # rank 0 has checked the run directory
     policy = load_checkpoint(start)
-    tasks, env = _tasks_and_env(run, policy)
-    (out / "config.json").write_text(json.dumps({"run": asdict(run), "ppo": asdict(cfg), "tasks": tasks}, indent=2))
+    broadcast_parameters(policy.model)
+    tasks, env = _tasks_and_env(run, policy, privileged=cfg.critic == "privileged")
     sampler = cfg.sampler()
-    print(f"ppo: method={cfg.method} chain={sampler.resolved_chain_mode} log_prob={cfg.log_prob_reduction} "
-          f"K={cfg.num_steps} a={cfg.noise_level} H={policy.cfg.action_horizon} executed={cfg.num_executed} "
-          f"envs={run.num_envs} tasks={list(tasks)} train_prefix={cfg.train_prefix}")
-    learner = PPOLearner(policy, cfg)
-    collector = RolloutCollector(env, policy, sampler, cfg.num_executed, seed=cfg.seed)
+    learner = PPOLearner(policy, cfg, privileged_dim=env.privileged_dim)
+    if learner.critic is not None:
+        broadcast_parameters(learner.critic)
+    collector = RolloutCollector(env, policy, sampler, cfg.num_executed, seed=cfg.seed + 1_000 * rank,
+                                 critic=learner.critic)
     evals: dict = {}
     if run.resume:
         state = torch.load(state_path, weights_only=True)
         learner.load_state_dict(state["learner"])
-        collector.generator.set_state(state["generator"])
+        collector.generator.set_state(state["generators"][rank])
         evals = json.loads((out / "evals.json").read_text()) if (out / "evals.json").exists() else {}
-    env_steps = _trim_metrics(out / "metrics.jsonl", learner.updates_done)
-    logger = RunLogger(out, {"run": asdict(run), "ppo": asdict(cfg), "tasks": list(tasks)}, name=out.name,
-                       use_wandb=run.wandb, resume=run.resume)
+    logger = None
+    env_steps = 0
+    if lead:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({"run": asdict(run), "ppo": asdict(cfg), "tasks": tasks,
+                                                     "world_size": world}, indent=2))
+        print(f"ppo: method={cfg.method} chain={sampler.resolved_chain_mode} log_prob={cfg.log_prob_reduction} "
+              f"K={cfg.num_steps} a={cfg.noise_level} H={policy.cfg.action_horizon} executed={cfg.num_executed} "
+              f"envs={run.num_envs}x{world} tasks={list(tasks)} critic={cfg.critic} train_prefix={cfg.train_prefix}")
+        env_steps = _trim_metrics(out / "metrics.jsonl", learner.updates_done)
+        logger = RunLogger(out, {"run": asdict(run), "ppo": asdict(cfg), "tasks": list(tasks), "world_size": world},
+                           name=out.name, use_wandb=run.wandb, resume=run.resume)
 
-    def run_eval(tag: str) -> dict:
-        summary = evaluate(policy, env, run.eval_episodes_per_env, cfg.num_executed, cfg.num_steps,
-                           video_dir=out / "videos" / tag)
-        evals[tag] = {k: v for k, v in summary.items() if k != "episodes"} | {"env_steps": env_steps}
-        (out / "evals.json").write_text(json.dumps(evals, indent=2))
-        logger.summary({f"eval/{tag}/success": summary["overall"]["success"]})
-        o = summary["overall"]
-        print(f"eval [{tag}]: success {o['success']:.1%} (95% CI {o['ci95'][0]:.1%}-{o['ci95'][1]:.1%}, "
-              f"n={o['n']})")
-        return summary
+    def run_eval(tag: str) -> None:
+        if lead:
+            summary = evaluate(policy, env, run.eval_episodes_per_env, cfg.num_executed, cfg.num_steps,
+                               video_dir=out / "videos" / tag)
+            evals[tag] = {k: v for k, v in summary.items() if k != "episodes"} | {"env_steps": env_steps}
+            (out / "evals.json").write_text(json.dumps(evals, indent=2))
+            logger.summary({f"eval/{tag}/success": summary["overall"]["success"]})
+            o = summary["overall"]
+            print(f"eval [{tag}]: success {o['success']:.1%} (95% CI {o['ci95'][0]:.1%}-{o['ci95'][1]:.1%}, "
+                  f"n={o['n']})")
+        barrier()  # the other ranks wait for rank 0's evaluation
+
+    def save() -> None:
+        generators = gather_objects(collector.generator.get_state())
+        if lead:
+            ckpt = save_checkpoint(out / "checkpoint", policy, metadata={"tasks": list(tasks), "ppo": asdict(cfg)})
+            torch.save({"learner": learner.state_dict(), "generators": generators}, ckpt / LEARNER_FILE)
+        barrier()
 
     if "sft" not in evals:
         run_eval("sft")
-
-    def save() -> None:
-        ckpt = save_checkpoint(out / "checkpoint", policy, metadata={"tasks": list(tasks), "ppo": asdict(cfg)})
-        torch.save({"learner": learner.state_dict(), "generator": collector.generator.get_state()},
-                   ckpt / LEARNER_FILE)
-
-    bar = tqdm(total=cfg.updates, initial=learner.updates_done, desc=f"ppo {cfg.method}", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(total=cfg.updates, initial=learner.updates_done, desc=f"ppo {cfg.method}",
+               disable=not (progress and lead), dynamic_ncols=True)
     t_start = time.time()
     while learner.updates_done < cfg.updates:
         u = learner.updates_done
-        collector.obs = env.reset(seed=cfg.seed + u * run.num_envs)
+        collector.obs = env.reset(seed=cfg.seed + (u * world + rank) * run.num_envs)
         level = sampler.noise_level_at(u)
         t0 = time.time()
         ro = collector.collect(cfg.rollout_steps, level)
         t_rollout = time.time() - t0
         stats = learner.update(ro, level)
-        env_steps += ro.env_steps
-        record = {"update": u + 1, "env_steps": env_steps, "train_success": success_rate(ro.episodes),
-                  "episodes": len(ro.episodes), "reward_mean": float(ro.rewards.sum(0).mean()), "noise_level": level,
-                  "rollout_s": t_rollout, "sim_s": ro.sim_s, "policy_s": ro.policy_s,
-                  "update_s": time.time() - t0 - t_rollout,
-                  "env_steps_per_s": ro.env_steps / max(t_rollout, 1e-9), **stats}
-        logger.log(record, step=env_steps)
-        bar.update(1)
-        bar.set_postfix(succ=f"{record['train_success']:.0%}", kl=f"{stats['approx_kl']:.3f}",
-                        vloss=f"{stats['value_loss']:.3f}", sps=f"{record['env_steps_per_s']:.0f}")
+        env_steps += ro.env_steps * world
         done = learner.updates_done
+        if lead:
+            record = {"update": u + 1, "env_steps": env_steps, "train_success": success_rate(ro.episodes),
+                      "episodes": len(ro.episodes), "reward_mean": float(ro.rewards.sum(0).mean()),
+                      "noise_level": level, "rollout_s": t_rollout, "sim_s": ro.sim_s, "policy_s": ro.policy_s,
+                      "update_s": time.time() - t0 - t_rollout,
+                      "env_steps_per_s": ro.env_steps * world / max(t_rollout, 1e-9), **stats}
+            logger.log(record, step=env_steps)
+            bar.update(1)
+            bar.set_postfix(succ=f"{record['train_success']:.0%}", kl=f"{stats['approx_kl']:.3f}",
+                            vloss=f"{stats['value_loss']:.3f}", sps=f"{record['env_steps_per_s']:.0f}")
         if run.eval_every and done % run.eval_every == 0 and done < cfg.updates:
             run_eval(f"update_{done}")
         if done % run.save_every == 0 or done == cfg.updates:
@@ -155,10 +168,12 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
     if "final" not in evals:
         run_eval("final")
     env.close()
+    if not lead:
+        return {}
     sft, rl = evals["sft"]["overall"], evals["final"]["overall"]
     results = {"sft": sft, "rl": rl, "gain_points": 100 * (rl["success"] - sft["success"]),
                "intervals_separate": rl["ci95"][0] > sft["ci95"][1], "env_steps": env_steps,
-               "seconds": time.time() - t_start}
+               "seconds": time.time() - t_start, "world_size": world}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     logger.summary({"sft_success": sft["success"], "rl_success": rl["success"]})
     logger.finish()
@@ -184,43 +199,3 @@ def _trim_metrics(path: Path, updates_done: int) -> int:
     tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
     tmp.replace(path)
     return int(keep[-1]["env_steps"]) if keep else 0
-
-
-def _run_ppo_rank(run: PPORunConfig, cfg: PPOConfig, rank: int, world: int) -> dict:
-    """One rank of a torchrun job: its own envs (seeds offset by rank), gradients averaged every step; rank 0
-    evaluates, logs and saves like a single-process run."""
-    import torch.distributed as dist
-
-    if run.resume:
-        raise NotImplementedError("--resume is not supported under torchrun yet; resume a single-process run "
-                                  "or restart the distributed one from its last checkpoint with --init")
-    policy = load_checkpoint(run.init)
-    broadcast_parameters(policy.model)
-    tasks, env = _tasks_and_env(run, policy)
-    sampler = cfg.sampler()
-    learner = PPOLearner(policy, cfg)
-    collector = RolloutCollector(env, policy, sampler, cfg.num_executed, seed=cfg.seed + 1_000 * rank)
-    out = Path(run.out)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({"run": asdict(run), "ppo": asdict(cfg), "tasks": tasks,
-                                                     "world_size": world}, indent=2))
-    env_steps = 0
-    for u in range(cfg.updates):
-        collector.obs = env.reset(seed=cfg.seed + (u * world + rank) * run.num_envs)
-        ro = collector.collect(cfg.rollout_steps, sampler.noise_level_at(u))
-        stats = learner.update(ro, sampler.noise_level_at(u))
-        env_steps += ro.env_steps * world
-        if rank == 0:
-            _append_jsonl(out / "metrics.jsonl", {"update": u + 1, "env_steps": env_steps, "world_size": world,
-                                                  "train_success": success_rate(ro.episodes), **stats})
-    results = {}
-    if rank == 0:
-        save_checkpoint(out / "checkpoint", policy, metadata={"tasks": list(tasks), "ppo": asdict(cfg)})
-        final = evaluate(policy, env, run.eval_episodes_per_env, cfg.num_executed, cfg.num_steps)
-        results = {"rl": final["overall"], "env_steps": env_steps, "world_size": world}
-        (out / "results.json").write_text(json.dumps(results, indent=2))
-        print(f"ppo rank 0 of {world}: final success {final['overall']['success']:.1%}")
-    env.close()
-    dist.barrier()
-    return results

@@ -22,6 +22,7 @@ import torch
 from training.policy.config import SamplerConfig
 from training.policy.policy import Policy
 from training.policy.sampling import chain_log_probs, element_mask, reduce_log_prob
+from training.ppo.critic import PrivilegedCritic
 from training.ppo.distributed import average_gradients, mean_across_ranks
 from training.ppo.losses import clipped_surrogate, clipped_value_loss, explained_variance, gae, normalize_advantages
 from training.ppo.rollout import Rollout, index_obs
@@ -53,7 +54,8 @@ class PPOConfig:
     gae_lambda: float = 0.95
     clip: float = 0.2
     dual_clip: float = 3.0
-    value_clip: float = 0.2
+    value_clip: float | None = 0.2
+    """Keep new values within this of the rollout's (None: no clipping; dense returns of ~20 need None)."""
     huber_delta: float = 10.0
     value_coef: float = 0.5
     entropy_coef: float = 0.005
@@ -62,12 +64,18 @@ class PPOConfig:
     target_kl: float | None = 0.1
     """Stop an update's remaining minibatches once approx KL exceeds this (None: never)."""
     critic_warmup_updates: int = 2
+    critic: str = "policy"
+    """"policy": the policy's value head (on its features); "privileged": an MLP over the simulator state
+    (asymmetric actor-critic, ManiSkill CPU envs; the policy itself never sees that state)."""
+    critic_hidden: int = 256
     train_prefix: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.method not in ("flow_noise", "flow_sde"):
             raise ValueError(f"method must be 'flow_noise' or 'flow_sde', got {self.method!r}")
+        if self.critic not in ("policy", "privileged"):
+            raise ValueError(f"critic must be 'policy' or 'privileged', got {self.critic!r}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         self.sampler()  # validates K, noise level, chain mode
@@ -81,12 +89,22 @@ class PPOConfig:
 class PPOLearner:
     """Holds the optimizer and schedules; `update(rollout)` runs the PPO epochs."""
 
-    def __init__(self, policy: Policy, cfg: PPOConfig):
+    def __init__(self, policy: Policy, cfg: PPOConfig, privileged_dim: int = 0):
         self.policy, self.cfg = policy, cfg
         model = policy.model
         model.set_prefix_trainable(cfg.train_prefix)
-        critic = list(model.value_head.parameters())
-        critic_ids = {id(p) for p in critic}
+        self.critic: PrivilegedCritic | None = None
+        if cfg.critic == "privileged":
+            if not privileged_dim:
+                raise ValueError("critic: privileged needs the env's privileged state size (privileged_dim > 0)")
+            with torch.random.fork_rng(devices=[]):  # the same initial critic for the same seed, run after run
+                torch.manual_seed(cfg.seed)
+                self.critic = PrivilegedCritic(privileged_dim, cfg.critic_hidden)
+            model.value_head.requires_grad_(False)  # unused while the privileged critic judges
+            critic = list(self.critic.parameters())
+        else:
+            critic = list(model.value_head.parameters())
+        critic_ids = {id(p) for p in model.value_head.parameters()} | {id(p) for p in critic}
         actor = [p for p in model.parameters() if p.requires_grad and id(p) not in critic_ids]
         self.actor_params, self.critic_params = actor, critic
         self.opt = torch.optim.Adam([{"params": actor, "lr": cfg.lr}, {"params": critic, "lr": cfg.critic_lr}],
@@ -113,7 +131,9 @@ class PPOLearner:
         hybrid = flat(ro.hybrid_step) if ro.hybrid_step is not None else None
         lp, entropy, value = chain_log_probs(model, cache, obs.state, chain, term_mask, self.cfg.method,
                                              noise_level, hybrid_step=hybrid)
-        if value is None:  # hybrid chains recompute one step; the critic reads the first step's features
+        if self.critic is not None:
+            value = self.critic(ro.privileged[idx])
+        elif value is None:  # hybrid chains recompute one step; the critic reads the first step's features
             first = model.velocity(cache, obs.state, chain[:, 0], torch.ones(len(idx)))
             value = model.value(cache, first.action_features)
         log_prob = reduce_log_prob(lp, term_mask, self.elem_mask, self.cfg.log_prob_reduction)
@@ -124,6 +144,8 @@ class PPOLearner:
         self._set_lr()
         model.train()
         adv, ret = gae(ro.rewards, ro.values, ro.dones, ro.last_value, cfg.gamma, cfg.gae_lambda)
+        if self.critic is not None:
+            self.critic.norm.update(ro.privileged)
         flat_adv, flat_ret = adv.flatten(), ret.flatten()
         old_lp, old_v = ro.log_probs.flatten(), ro.values.flatten()
         warmup = self.updates_done < cfg.critic_warmup_updates
@@ -149,7 +171,9 @@ class PPOLearner:
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 average_gradients(self.actor_params + self.critic_params)  # no-op on one process
-                torch.nn.utils.clip_grad_norm_(self.actor_params + self.critic_params, cfg.grad_clip)
+                # Clipped apart: the critic's large value-loss gradients must not shrink the actor's step.
+                torch.nn.utils.clip_grad_norm_(self.actor_params, cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(self.critic_params, cfg.grad_clip)
                 self.opt.step()
                 for k, v in (("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", ent),
                              ("approx_kl", pg_stats["approx_kl"]), ("clipfrac", pg_stats["clipfrac"]),
@@ -169,8 +193,13 @@ class PPOLearner:
         return out
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.opt.state_dict(), "updates_done": self.updates_done}
+        state = {"optimizer": self.opt.state_dict(), "updates_done": self.updates_done}
+        if self.critic is not None:
+            state["privileged_critic"] = self.critic.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.opt.load_state_dict(state["optimizer"])
         self.updates_done = int(state["updates_done"])
+        if self.critic is not None:
+            self.critic.load_state_dict(state["privileged_critic"])

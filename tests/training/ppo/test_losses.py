@@ -64,3 +64,4 @@ def test_advantage_normalization_and_explained_variance():
     t = torch.tensor([1.0, 2.0, 3.0])
     assert explained_variance(t, t) == 1.0
     assert explained_variance(torch.zeros(3), t) == pytest.approx(0.0)
+

@@ -52,3 +52,53 @@ def test_two_cpu_ranks_hold_identical_weights_after_an_update(tmp_path):
     assert not torch.equal(w0["action_out_proj.weight"], s0["action_out_proj.weight"]), "the update changed nothing"
     r0, r1 = (load_file(str(tmp_path / f"rollout{r}.safetensors"))["log_probs"] for r in (0, 1))
     assert not torch.equal(r0, r1), "each rank must collect its own rollouts"
+
+
+def _run_rank(rank: int, world: int, port: int, out: str, init: str, updates: int, resume: bool) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from training.ppo.run import PPORunConfig, run_ppo
+    from training.ppo.train import PPOConfig
+
+    try:
+        run_ppo(PPORunConfig(init=init, out=out, num_envs=1, max_episode_steps=10, eval_episodes_per_env=1,
+                             save_every=1, resume=resume, wandb=False),
+                PPOConfig(method="flow_noise", num_executed=3, rollout_steps=2, updates=updates, epochs=1,
+                          minibatch_size=2, critic_warmup_updates=0, target_kl=None, lr=1e-3), progress=False)
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_pirl_train_ppo_under_two_ranks_resumes_bit_for_bit(tmp_path):
+    import json
+
+    from tests.training.ppo.test_ppo_resume import _Spec
+    from tests.training.ppo.test_ppo_run import _policy
+    from training.policy.checkpoint import save_checkpoint
+
+    init = save_checkpoint(tmp_path / "sft", _policy(_Spec()), metadata={"tasks": ["PushCube-v1"]})
+
+    def launch(out, updates, resume=False):
+        mp.spawn(_run_rank, args=(2, _free_port(), str(tmp_path / out), str(init), updates, resume), nprocs=2,
+                 join=True)
+
+    launch("straight", 2)
+    launch("split", 1)
+    launch("split", 2, resume=True)
+    a = load_file(str(tmp_path / "straight" / "checkpoint" / "model.safetensors"))
+    b = load_file(str(tmp_path / "split" / "checkpoint" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a), "the resumed 2-rank run diverged from the straight one"
+    metrics = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["update"] for m in metrics] == [1, 2] and metrics[-1]["env_steps"] == 2 * 2 * 2 * 3
+    results = json.loads((tmp_path / "split" / "results.json").read_text())
+    assert results["world_size"] == 2 and set(json.loads((tmp_path / "split" / "evals.json").read_text())) == \
+        {"sft", "final"}

@@ -30,20 +30,21 @@ def init_ckpt(tmp_path_factory):
     return path
 
 
-def _run(out, init, updates, resume=False):
+def _run(out, init, updates, resume=False, critic="policy"):
     run = PPORunConfig(init=str(init), out=str(out), num_envs=2, max_episode_steps=10, eval_episodes_per_env=1,
                        save_every=1, resume=resume)
     cfg = PPOConfig(method="flow_sde", num_executed=3, rollout_steps=3, updates=updates, epochs=1,
-                    minibatch_size=3, critic_warmup_updates=1, target_kl=None)
+                    minibatch_size=3, critic_warmup_updates=1, target_kl=None, critic=critic, critic_hidden=16)
     return run_ppo(run, cfg, progress=False)
 
 
-def test_resume_restores_the_exact_state(tmp_path, init_ckpt):
-    _run(tmp_path / "straight", init_ckpt, updates=2)
-    _run(tmp_path / "split", init_ckpt, updates=1)
+@pytest.mark.parametrize("critic", ["policy", "privileged"])
+def test_resume_restores_the_exact_state(tmp_path, init_ckpt, critic):
+    _run(tmp_path / "straight", init_ckpt, updates=2, critic=critic)
+    _run(tmp_path / "split", init_ckpt, updates=1, critic=critic)
     with pytest.raises(FileExistsError, match="already holds a run"):
-        _run(tmp_path / "split", init_ckpt, updates=2)
-    results = _run(tmp_path / "split", init_ckpt, updates=2, resume=True)
+        _run(tmp_path / "split", init_ckpt, updates=2, critic=critic)
+    results = _run(tmp_path / "split", init_ckpt, updates=2, resume=True, critic=critic)
     a = load_file(str(tmp_path / "straight" / "checkpoint" / "model.safetensors"))
     b = load_file(str(tmp_path / "split" / "checkpoint" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -67,3 +67,37 @@ def test_short_ppo_run_trains_the_expert_only(env, method):
             assert torch.equal(state[k], before[k]), f"frozen prefix weight {k} changed"
     if method == "flow_noise":
         assert not torch.equal(state["noise_net.net.0.weight"], before["noise_net.net.0.weight"])
+
+
+def test_privileged_critic_judges_from_sim_state_and_leaves_the_policy_head_alone():
+    with ManiSkillVecEnv(ManiSkillConfig(tasks=("PushCube-v1", "PullCube-v1"), num_envs=2, image_size=(32, 32),
+                                         max_episode_steps=20, privileged=True)) as env:
+        policy = _policy(env)
+        cfg = PPOConfig(num_executed=3, rollout_steps=2, epochs=2, minibatch_size=2, critic_warmup_updates=1,
+                        lr=1e-3, target_kl=None, critic="privileged", critic_hidden=32, value_clip=None)
+        learner = PPOLearner(policy, cfg, privileged_dim=env.privileged_dim)
+        collector = RolloutCollector(env, policy, cfg.sampler(), cfg.num_executed, seed=0, critic=learner.critic)
+        before = {k: v.clone() for k, v in policy.model.state_dict().items()}
+        critic_before = {k: v.clone() for k, v in learner.critic.state_dict().items()}
+        ro = collector.collect(cfg.rollout_steps, cfg.noise_level)
+        # ManiSkill's state: qpos, qvel, tcp pose, goal and cube positions; zero padding; the elapsed fraction.
+        assert ro.privileged.shape == (4, env.privileged_dim) and (ro.privileged[:, :35] != 0).any(1).all()
+        assert (ro.privileged[:, 35:-1] == 0).all()
+        assert ro.privileged[:, -1].tolist() == pytest.approx([0, 0, 3 / 20, 3 / 20])  # t-major: step 0, then 3
+        with torch.no_grad():
+            torch.testing.assert_close(learner.critic(ro.privileged), ro.values.flatten())
+        learner.update(ro, cfg.noise_level)  # warm-up: the critic alone learns
+        assert not torch.equal(learner.critic.state_dict()["net.0.weight"], critic_before["net.0.weight"])
+        assert learner.critic.norm.count > 4 - 1e-3  # the running normalisation saw the batch
+        assert all(torch.equal(policy.model.state_dict()[k], before[k]) for k in before)
+        learner.update(collector.collect(cfg.rollout_steps, cfg.noise_level), cfg.noise_level)
+        state = policy.model.state_dict()
+        assert not torch.equal(state["action_out_proj.weight"], before["action_out_proj.weight"])
+        assert all(torch.equal(state[k], before[k]) for k in before if k.startswith("value_head."))
+    with pytest.raises(ValueError, match="privileged state"):
+        RolloutCollector(_NoPrivileged(), policy, cfg.sampler(), cfg.num_executed, critic=learner.critic)
+
+
+class _NoPrivileged:  # an env that offers no privileged state (like LIBERO)
+    privileged_dim = 0
+    action_dim = 4
