@@ -147,7 +147,8 @@ class PPOLearner:
         if self.critic is not None:
             self.critic.norm.update(ro.privileged)
         flat_adv, flat_ret = adv.flatten(), ret.flatten()
-        old_lp, old_v = ro.log_probs.flatten(), ro.values.flatten()
+        # (B,) chain log-probs, or (B, H, A) with the "element" reduction (a ratio per executed action element)
+        old_lp, old_v = ro.log_probs.reshape(ro.size, *ro.log_probs.shape[2:]), ro.values.flatten()
         warmup = self.updates_done < cfg.critic_warmup_updates
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + self.updates_done)
         stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl",
@@ -159,7 +160,12 @@ class PPOLearner:
                 idx = perm[start: start + cfg.minibatch_size]
                 log_prob, value, entropy = self.evaluate(ro, idx, noise_level)
                 a = normalize_advantages(flat_adv[idx]) if len(idx) > 1 else flat_adv[idx]
-                pg_loss, pg_stats = clipped_surrogate(log_prob, old_lp[idx], a, cfg.clip, cfg.dual_clip)
+                if log_prob.dim() == 3:  # per element: only executed steps x real dims count
+                    keep = self.elem_mask.bool()
+                    pg_loss, pg_stats = clipped_surrogate(log_prob[:, keep], old_lp[idx][:, keep], a[:, None],
+                                                          cfg.clip, cfg.dual_clip)
+                else:
+                    pg_loss, pg_stats = clipped_surrogate(log_prob, old_lp[idx], a, cfg.clip, cfg.dual_clip)
                 v_loss = clipped_value_loss(value, old_v[idx], flat_ret[idx], cfg.value_clip, cfg.huber_delta)
                 ent = entropy.mean()
                 if warmup:

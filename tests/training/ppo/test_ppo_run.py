@@ -33,11 +33,12 @@ def _policy(env) -> Policy:
                          rng.uniform(-1, 1, (64, cfg.action_horizon, env.action_dim)), seed=0)
 
 
-@pytest.mark.parametrize("method", ["flow_noise", "flow_sde"])
-def test_short_ppo_run_trains_the_expert_only(env, method):
+@pytest.mark.parametrize("method, reduction", [("flow_noise", "mean_steps"), ("flow_sde", "mean_steps"),
+                                               ("flow_noise", "element")])
+def test_short_ppo_run_trains_the_expert_only(env, method, reduction):
     policy = _policy(env)
     cfg = PPOConfig(method=method, num_executed=3, rollout_steps=2, epochs=2, minibatch_size=2,
-                    critic_warmup_updates=1, lr=1e-3, target_kl=None)
+                    critic_warmup_updates=1, lr=1e-3, target_kl=None, log_prob_reduction=reduction)
     learner = PPOLearner(policy, cfg)
     collector = RolloutCollector(env, policy, cfg.sampler(), cfg.num_executed, seed=0)
     before = {k: v.clone() for k, v in policy.model.state_dict().items()}
@@ -47,7 +48,9 @@ def test_short_ppo_run_trains_the_expert_only(env, method):
     # Before any update the recomputed log-probs equal the rollout's: ratio = 1 on the first epoch.
     with torch.no_grad():
         lp, value, _ = learner.evaluate(ro, torch.arange(ro.size), cfg.noise_level)
-    torch.testing.assert_close(lp, ro.log_probs.flatten(), atol=1e-3, rtol=1e-4)
+    torch.testing.assert_close(lp, ro.log_probs.reshape(lp.shape), atol=1e-3, rtol=1e-4)
+    if reduction == "element":  # a log-prob per executed step x real action dim, zero elsewhere
+        assert lp.shape == (4, 5, 6) and (lp[:, 3:] == 0).all() and (lp[:, :, 4:] == 0).all()
     torch.testing.assert_close(value, ro.values.flatten(), atol=1e-4, rtol=1e-4)
 
     warm = learner.update(ro, cfg.noise_level)
