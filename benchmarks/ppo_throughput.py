@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from training.cli import load_config_file
-from training.envs.maniskill import ManiSkillConfig, ManiSkillVecEnv
+from training.envs.factory import EnvSpec, make_vec_env
 from training.envs.maniskill_tasks import INSTRUCTIONS
 from training.pipeline import PipelineConfig, _section
 from training.policy.checkpoint import load_checkpoint
@@ -34,8 +34,9 @@ def main() -> None:
     run = _section(PPORunConfig, file_cfg, "ppo_run")
     cfg = _section(PPOConfig, file_cfg, "ppo")
     tasks = tuple(pipe.tasks)
-    env = ManiSkillVecEnv(ManiSkillConfig(tasks=tasks, num_envs=run.num_envs, image_size=(pipe.image_size,) * 2,
-                                          max_episode_steps=run.max_episode_steps))
+    env = make_vec_env(EnvSpec(tasks=tasks, num_envs=run.num_envs, image_size=pipe.image_size,
+                               max_episode_steps=run.max_episode_steps, reward_mode=run.reward_mode,
+                               privileged=cfg.critic == "privileged"))
     if args.init:
         policy = load_checkpoint(args.init)
     else:
@@ -49,8 +50,8 @@ def main() -> None:
         policy = Policy.create(pcfg, [i for t in tasks for i in INSTRUCTIONS[t]],
                                rng.standard_normal((64, env.state_dim)),
                                rng.uniform(-1, 1, (64, pcfg.action_horizon, env.action_dim)))
-    learner = PPOLearner(policy, cfg)
-    collector = RolloutCollector(env, policy, cfg.sampler(), cfg.num_executed)
+    learner = PPOLearner(policy, cfg, privileged_dim=env.privileged_dim)
+    collector = RolloutCollector(env, policy, cfg.sampler(), cfg.num_executed, critic=learner.critic)
     sim = pol = learn = 0.0
     steps = 0
     t_all = time.perf_counter()
