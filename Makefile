@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile scripts/install_system_deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[train,sim,libero,log,dev]"
+	$(PY) -m pip install --quiet -e ".[train,sim,libero,log,export,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)

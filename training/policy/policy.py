@@ -16,45 +16,9 @@ from training.policy.action_space import ActionSpace
 from training.policy.config import PolicyConfig, SamplerConfig
 from training.policy.model import FlowVLA, Observation
 from training.policy.normalize import NormMode, NormStats, Stats, normalize, unnormalize
+from training.policy.observation import ObservationError, pad_last, validate_observation  # noqa: F401 (re-export)
 from training.policy.sampling import sample_ode
 from training.policy.tokenizer import Tokenizer, WordTokenizer, tokenize
-
-
-class ObservationError(ValueError):
-    """An observation that does not match what the policy was built for."""
-
-
-def validate_observation(obs: dict[str, Any], cfg: PolicyConfig, state_dim: int) -> int:
-    """Check an observation batch against the policy's spec; returns the batch size N."""
-    for key in ("images", "state", "instruction"):
-        if key not in obs:
-            raise ObservationError(f"observation is missing {key!r}; expected keys images, state, instruction")
-    images, state, instruction = obs["images"], obs["state"], obs["instruction"]
-    if not isinstance(images, dict) or set(images) != set(cfg.camera_names):
-        got = sorted(images) if isinstance(images, dict) else type(images).__name__
-        raise ObservationError(f"camera set mismatch: the policy expects cameras {list(cfg.camera_names)}, "
-                               f"got {got}")
-    state = np.asarray(state)
-    if state.ndim != 2 or state.shape[1] != state_dim:
-        raise ObservationError(f"state must be (N, {state_dim}), got shape {state.shape}")
-    if state.dtype != np.float32:
-        raise ObservationError(f"state must be float32, got {state.dtype}; cast with .astype(np.float32)")
-    if not np.isfinite(state).all():
-        bad = np.argwhere(~np.isfinite(state))[0]
-        raise ObservationError(f"state has a non-finite value (NaN or inf) at [env {bad[0]}, dim {bad[1]}]")
-    n = state.shape[0]
-    s = cfg.vision.image_size
-    for name, img in images.items():
-        img = np.asarray(img)
-        if img.dtype != np.uint8:
-            raise ObservationError(f"camera {name!r}: images must be uint8, got {img.dtype}")
-        if img.shape != (n, s, s, 3):
-            raise ObservationError(f"camera {name!r}: expected images of shape (N={n}, {s}, {s}, 3), got "
-                                   f"{img.shape}; render or resize to {s}x{s} RGB")
-    if not isinstance(instruction, (list, tuple)) or len(instruction) != n:
-        raise ObservationError(f"instruction must be a list of {n} strings (one per env), got "
-                               f"{type(instruction).__name__} of length {len(instruction)}")
-    return n
 
 
 def fake_obs(cfg: PolicyConfig, batch: int = 2, state_dim: int | None = None, instruction: str = "pick up the cube",
@@ -67,12 +31,6 @@ def fake_obs(cfg: PolicyConfig, batch: int = 2, state_dim: int | None = None, in
         "state": rng.standard_normal((batch, state_dim or cfg.state_dim)).astype(np.float32),
         "instruction": [instruction] * batch,
     }
-
-
-def pad_last(x: np.ndarray, dim: int) -> np.ndarray:
-    if x.shape[-1] > dim:
-        raise ValueError(f"cannot pad size {x.shape[-1]} down to {dim}")
-    return np.concatenate([x, np.zeros((*x.shape[:-1], dim - x.shape[-1]), x.dtype)], axis=-1)
 
 
 class Policy:
@@ -114,7 +72,7 @@ class Policy:
 
     def prepare(self, obs: dict[str, Any]) -> Observation:
         """Validate, normalize, pad and tokenize a raw observation batch into model inputs."""
-        validate_observation(obs, self.cfg, self.norm_stats.state.dim)
+        validate_observation(obs, self.cfg.camera_names, self.cfg.vision.image_size, self.norm_stats.state.dim)
         ns = self.norm_stats
         state = pad_last(normalize(np.asarray(obs["state"]), ns.state, ns.mode), self.cfg.state_dim)
         tokens, mask = tokenize(self.tokenizer, list(obs["instruction"]), self.cfg.max_token_len)

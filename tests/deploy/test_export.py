@@ -1,0 +1,84 @@
+"""`pirl-export` on a micro policy: both graph layouts, parity with PyTorch, what the graph leaves out, and
+the engine directory the runtime reads."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxscript", reason="ONNX export needs the export extra (`make test` installs it)")
+onnx = pytest.importorskip("onnx")
+
+from deploy.export import export, main  # noqa: E402
+from deploy.runtime import load_engine  # noqa: E402
+from training.policy.policy import fake_obs  # noqa: E402
+
+
+@pytest.fixture(scope="module", params=["one", "two"])
+def engine_dir(request, exported):
+    return exported(request.param)
+
+
+def test_engine_matches_the_pytorch_policy_for_any_batch(engine_dir, checkpoint):
+    from training.policy.checkpoint import load_checkpoint
+
+    spec = json.loads((engine_dir / "engine.json").read_text())
+    assert spec["parity"]["onnxruntime_max_abs_diff"] <= 1e-4
+    policy = load_checkpoint(checkpoint)
+    engine = load_engine(engine_dir)
+    assert engine.backend == "onnxruntime (CPUExecutionProvider)"
+    for batch in (1, 4):
+        obs = fake_obs(policy.cfg, batch=batch, state_dim=5, instruction="push the cube", seed=batch)
+        noise = np.random.default_rng(batch).standard_normal((batch, 5, 6)).astype(np.float32)
+        got = engine.infer(obs, noise=noise)
+        want = policy.infer(obs, noise=noise)
+        assert got.shape == (batch, 5, 4) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    # same noise, same chunk; fresh noise, another chunk: the initial noise really is an input
+    obs = fake_obs(policy.cfg, batch=1, state_dim=5)
+    assert not np.allclose(engine.infer(obs), engine.infer(obs))
+
+
+def test_engine_json_describes_inputs_and_its_source(engine_dir, checkpoint):
+    from training.policy.checkpoint import checkpoint_hash
+
+    spec = json.loads((engine_dir / "engine.json").read_text())
+    assert spec["cameras"] == ["base", "wrist"] and spec["image_size"] == 32
+    assert spec["state_dim"] == 5 and spec["action_dim"] == 4 and spec["action_horizon"] == 5
+    assert spec["num_steps"] == 4 and spec["inputs"]["noise"]["shape"] == ["batch", 5, 6]
+    assert spec["source_checkpoint"]["sha256"] == checkpoint_hash(checkpoint)
+    assert spec["action_space"]["kind"] == "ee_delta_pose"
+    for name in spec["files"]:  # the RL heads are not in the graph
+        weights = [init.name for init in onnx.load(str(engine_dir / name)).graph.initializer]
+        assert weights and not [w for w in weights if "noise_net" in w or "value_head" in w]
+
+
+def test_export_refuses_an_occupied_directory_and_a_missing_checkpoint(tmp_path, checkpoint, capsys):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("")
+    assert main([str(checkpoint), "--out", str(tmp_path / "busy")]) == 1
+    assert "is not empty" in capsys.readouterr().err
+    from training.policy.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError):
+        export(tmp_path / "nothing", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_parity_failure_leaves_nothing_behind(tmp_path, checkpoint, monkeypatch):
+    import deploy.export as ex
+
+    monkeypatch.setattr(ex, "check_parity", lambda *a, **k: 1.0)  # as if the graph computed something else
+    with pytest.raises(ex.ExportError, match="differs from the PyTorch policy by 1.00e\\+00"):
+        export(checkpoint, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad.*"))
+
+
+def test_tensorrt_build_where_tensorrt_is_installed(tmp_path, checkpoint):
+    pytest.importorskip("tensorrt", reason="TensorRT is not installable here; runs in docker/robot.Dockerfile")
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT needs a CUDA GPU")
+    spec = export(checkpoint, tmp_path / "trt", tensorrt=True, precision="fp16")
+    assert spec["tensorrt"]["precision"] == "fp16" and spec["parity"]["tensorrt_max_abs_diff"] < 1e-2
+    assert load_engine(tmp_path / "trt").backend == "tensorrt"
