@@ -102,7 +102,7 @@ def graph_inputs(policy: Policy, obs: dict, noise: np.ndarray) -> dict[str, np.n
 def _export(module: nn.Module, args: tuple, names: list[str], outputs: list[str], path: Path) -> None:
     batch = torch.export.Dim("batch", min=1, max=1024)
     with torch.no_grad():
-        torch.onnx.export(module, args, str(path), dynamo=True, input_names=names, output_names=outputs,
+        torch.onnx.export(module.eval(), args, str(path), dynamo=True, input_names=names, output_names=outputs,
                           dynamic_shapes=tuple({0: batch} for _ in names), opset_version=OPSET,
                           external_data=False, verbose=False)
 
@@ -127,7 +127,7 @@ def export_onnx(policy: Policy, out: Path, graph: str, num_steps: int) -> list[s
         # The KV cache's batch is dim 1 (dim 0 is the layer).
         batch = torch.export.Dim("batch", min=1, max=1024)
         with torch.no_grad():
-            torch.onnx.export(Denoiser(model, num_steps), (keys, values, mask, t["state"], t["noise"]),
+            torch.onnx.export(Denoiser(model, num_steps).eval(), (keys, values, mask, t["state"], t["noise"]),
                               str(out / "denoise.onnx"), dynamo=True,
                               input_names=["keys", "values", "prefix_mask", "state", "noise"],
                               output_names=["actions"], opset_version=OPSET, external_data=False, verbose=False,

@@ -1,0 +1,144 @@
+"""`pirl-eval-engine DIR --task ... --episodes N`: the compiled engine, through the numpy runtime and the
+chunk executor (with the safety limits), closed loop in the simulator - next to the PyTorch policy it came
+from, on the same held-out seeds and the same initial noise.
+
+Both runs draw the initial noise of every decision from one torch generator seeded like training's
+evaluation, so where the engine matches the policy (parity <= 1e-4) the two runs see the same episodes and
+should agree episode for episode; the report lists the episodes where they do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deploy.executor import ChunkExecutor
+from deploy.runtime import Engine, load_engine
+from deploy.safety import SafetyFilter, SafetyLimits
+from training.envs.base import EVAL_SEED_BASE, EpisodeStats, VecEnv
+from training.envs.factory import EnvSpec, make_vec_env
+from training.eval import evaluate, summarize
+
+
+def default_limits(engine: Engine) -> SafetyLimits:
+    """Sim limits from the action space: ManiSkill/LIBERO delta actions live in [-1, 1] per dim."""
+    space = engine.spec.get("action_space") or {"kind": "ee_delta_pose"}
+    n = engine.action_dim
+    return SafetyLimits(space["kind"], lower=(-1.0,) * n, upper=(1.0,) * n)
+
+
+def evaluate_engine(engine: Engine, env: VecEnv, episodes_per_env: int, num_executed: int,
+                    limits: SafetyLimits, control_hz: float = 20.0, seed: int = EVAL_SEED_BASE) -> dict:
+    """Play episodes with the engine; every action passes one ChunkExecutor per env (virtual clock)."""
+    executors = [ChunkExecutor(SafetyFilter(limits, control_hz), control_hz, num_executed=num_executed)
+                 for _ in range(env.num_envs)]
+    gen = torch.Generator().manual_seed(seed)
+    h, a_pad = engine.chunk_shape
+    obs = env.reset(seed=seed)
+    clock = 0.0
+    done = np.zeros(env.num_envs, int)
+    episodes: list[EpisodeStats] = []
+    latencies = []
+    while (done < episodes_per_env).any():
+        noise = torch.randn(env.num_envs, h, a_pad, generator=gen).numpy()
+        t0 = time.perf_counter()
+        chunk = engine.infer(obs, noise=noise)  # (N, H, A)
+        latencies.append(time.perf_counter() - t0)
+        commands = np.zeros((env.num_envs, num_executed, engine.action_dim), np.float32)
+        for i, ex in enumerate(executors):
+            ex.submit(chunk[i], stamp=clock)
+            for k in range(num_executed):
+                commands[i, k] = ex.tick(clock + k / control_hz)
+        clock += num_executed / control_hz
+        out = env.step(commands)
+        for i, ep in enumerate(out.episodes):
+            if ep is not None:
+                executors[i].clear()
+                executors[i].safety.reset()
+                if done[i] < episodes_per_env:
+                    episodes.append(ep)
+                    done[i] += 1
+        obs = out.obs
+    summary = summarize(episodes)
+    summary["episodes"] = [vars(e) for e in episodes]
+    summary["latency_ms"] = {"p50": 1000 * float(np.percentile(latencies, 50)),
+                             "p90": 1000 * float(np.percentile(latencies, 90))}
+    summary["safety"] = dict(sum((ex.safety.counts for ex in executors), start=Counter()))
+    return summary
+
+
+def run(engine_dir: str, tasks: list[str], episodes: int, num_envs: int, num_executed: int,
+        max_episode_steps: int, checkpoint: str | None, out: str | None) -> dict:
+    engine = load_engine(engine_dir)
+    print(f"pirl-eval-engine: {engine_dir} on {engine.backend}; tasks {tasks}")
+    env = make_vec_env(EnvSpec(tasks=tuple(tasks), num_envs=num_envs, image_size=engine.spec["image_size"],
+                               camera_names=engine.cameras, max_episode_steps=max_episode_steps))
+    per_env = max(1, -(-episodes // num_envs))
+    try:
+        result = {"engine": evaluate_engine(engine, env, per_env, num_executed, default_limits(engine)),
+                  "backend": engine.backend, "engine_dir": str(engine_dir),
+                  "source_checkpoint": engine.spec["source_checkpoint"]}
+        ckpt = checkpoint or engine.spec["source_checkpoint"]["path"]
+        if ckpt and Path(ckpt).exists():
+            from training.policy.checkpoint import load_checkpoint
+
+            policy = load_checkpoint(ckpt)
+            result["pytorch"] = evaluate(policy, env, per_env, num_executed, engine.spec["num_steps"])
+            pairs = zip(result["engine"]["episodes"], result["pytorch"]["episodes"], strict=False)
+            result["disagreements"] = [e["seed"] for e, p in pairs if e["success"] != p["success"]]
+    finally:
+        env.close()
+    _print_table(result)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(out).with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=2, default=str))
+        tmp.replace(out)
+    return result
+
+
+def _print_table(result: dict) -> None:
+    print("| runner | task / instruction | success | 95% CI | n |\n| --- | --- | --- | --- | --- |")
+    for who in ("engine", "pytorch"):
+        if who not in result:
+            continue
+        s = result[who]
+        rows = [("all", s["overall"])] + list(s["per_task"].items()) + list(s["per_instruction"].items())
+        for name, b in rows:
+            print(f"| {who} | {name} | {b['success']:.1%} | {b['ci95'][0]:.1%}-{b['ci95'][1]:.1%} | {b['n']} |")
+    lat = result["engine"]["latency_ms"]
+    print(f"engine latency per decision (all envs at once): p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms; "
+          f"safety filter counts {result['engine']['safety']}")
+    if "disagreements" in result:
+        print(f"episodes where engine and PyTorch outcomes differ: {len(result['disagreements'])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="pirl-eval-engine", description=__doc__.splitlines()[0])
+    p.add_argument("engine", help="an engine directory from pirl-export")
+    p.add_argument("--task", action="append", required=True, help="ManiSkill id or LIBERO SUITE/INDEX (repeat)")
+    p.add_argument("--episodes", type=int, default=20, help="episodes in all (spread over the envs)")
+    p.add_argument("--num-envs", type=int, default=2)
+    p.add_argument("--num-executed", type=int, default=5)
+    p.add_argument("--max-episode-steps", type=int, default=0, help="0: the simulator's default")
+    p.add_argument("--checkpoint", default=None, help="PyTorch policy to compare (default: the engine's source)")
+    p.add_argument("--out", default=None, help="write the results as JSON here")
+    args = p.parse_args(argv)
+    try:
+        run(args.engine, args.task, args.episodes, args.num_envs, args.num_executed, args.max_episode_steps,
+            args.checkpoint, args.out)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"pirl-eval-engine: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
