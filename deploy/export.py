@@ -196,6 +196,8 @@ def export(checkpoint: str | Path, out: str | Path, graph: str = "one", num_step
     checkpoint, out = Path(checkpoint), Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; choose another --out or remove it")
+    if tensorrt:
+        import deploy.tensorrt  # noqa: F401  (fail now, with the install hint, not after the ONNX export)
     t0 = time.time()
     policy = load_checkpoint(checkpoint)
     policy.model.drop_rl_heads()  # the noise network and the critic never reach the robot
@@ -221,6 +223,8 @@ def export(checkpoint: str | Path, out: str | Path, graph: str = "one", num_step
             from deploy.tensorrt import build_engine
 
             spec["tensorrt"] = build_engine(tmp, spec, precision=precision)
+            spec["files"][spec["tensorrt"]["file"]] = _sha256(tmp / spec["tensorrt"]["file"])
+            (tmp / "engine.json").write_text(json.dumps(spec, indent=2))
             trt_diff = check_parity_tensorrt(policy, tmp, k)
             print(f"pirl-export: TensorRT ({precision}) vs PyTorch max abs diff {trt_diff:.2e}")
             spec["parity"]["tensorrt_max_abs_diff"] = trt_diff

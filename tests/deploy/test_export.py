@@ -76,9 +76,18 @@ def test_parity_failure_leaves_nothing_behind(tmp_path, checkpoint, monkeypatch)
 
 
 def test_tensorrt_build_where_tensorrt_is_installed(tmp_path, checkpoint):
-    pytest.importorskip("tensorrt", reason="TensorRT is not installable here; runs in docker/robot.Dockerfile")
+    pytest.importorskip("tensorrt", reason="TensorRT is not installable here; runs where tensorrt imports")
     if not torch.cuda.is_available():
         pytest.skip("TensorRT needs a CUDA GPU")
     spec = export(checkpoint, tmp_path / "trt", tensorrt=True, precision="fp16")
     assert spec["tensorrt"]["precision"] == "fp16" and spec["parity"]["tensorrt_max_abs_diff"] < 1e-2
     assert load_engine(tmp_path / "trt").backend == "tensorrt"
+
+
+def test_asking_for_tensorrt_without_it_fails_at_once_with_the_install_hint(tmp_path, checkpoint, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt"):
+        pytest.skip("tensorrt is installed here")
+    assert main([str(checkpoint), "--out", str(tmp_path / "trt"), "--tensorrt"]) == 1
+    assert "TensorRT is not installed" in capsys.readouterr().err and not (tmp_path / "trt").exists()
