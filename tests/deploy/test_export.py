@@ -41,9 +41,11 @@ def test_engine_matches_the_pytorch_policy_for_any_batch(engine_dir, checkpoint)
 
 
 def test_engine_json_describes_inputs_and_its_source(engine_dir, checkpoint):
+    from deploy.runtime import read_spec
     from training.policy.checkpoint import checkpoint_hash
 
     spec = json.loads((engine_dir / "engine.json").read_text())
+    assert read_spec(engine_dir) == spec and load_engine(engine_dir).spec == spec  # the round trip
     assert spec["cameras"] == ["base", "wrist"] and spec["image_size"] == 32
     assert spec["state_dim"] == 5 and spec["action_dim"] == 4 and spec["action_horizon"] == 5
     assert spec["num_steps"] == 4 and spec["inputs"]["noise"]["shape"] == ["batch", 5, 6]

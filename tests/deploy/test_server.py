@@ -29,7 +29,11 @@ def test_remote_engine_returns_the_local_engines_chunks(exported):
         bad["state"] = np.zeros((1, 9), np.float32)
         with pytest.raises(RemoteError, match=r"state must be \(N, 5\)"):
             client.infer(bad)
-        assert client.infer(_obs()).shape == (1, 5, 4)  # the server keeps serving after a refusal
+        client.ws.send(b"\xc1 not msgpack")  # a malformed request: refused, the connection and server live on
+        assert "error" in unpack(client.ws.recv(timeout=10))
+        client.ws.send(pack({"obs": {"images": {}, "state": np.zeros((1, 5), np.float32)}}))
+        assert "instruction" in unpack(client.ws.recv(timeout=10))["error"]
+        assert client.infer(_obs()).shape == (1, 5, 4)  # the server keeps serving after refusals
         client.close()
     finally:
         server.shutdown()
