@@ -160,7 +160,7 @@ def engine_spec(policy: Policy, checkpoint: Path, graph: str, files: list[str], 
         "normalization": "norm_stats.json",
         "tokenizer": "tokenizer/",
         "action_space": policy.action_space.to_dict() if policy.action_space else None,
-        "source_checkpoint": {"path": str(checkpoint), "sha256": checkpoint_hash(checkpoint)},
+        "source_checkpoint": {"path": str(checkpoint.resolve()), "sha256": checkpoint_hash(checkpoint)},
         "graph_files": files,
     }
 
