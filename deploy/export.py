@@ -20,6 +20,7 @@ fails if the max abs difference to the PyTorch deterministic policy exceeds 1e-4
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -99,11 +100,14 @@ def graph_inputs(policy: Policy, obs: dict, noise: np.ndarray) -> dict[str, np.n
             "token_mask": inputs.token_mask.numpy(), "noise": noise.astype(np.float32)}
 
 
-def _export(module: nn.Module, args: tuple, names: list[str], outputs: list[str], path: Path) -> None:
+def _export(module: nn.Module, args: tuple, names: list[str], outputs: list[str], path: Path,
+            batch_dims: tuple[int, ...] | None = None) -> None:
+    """torch.onnx's dynamo exporter with a dynamic batch (dim `batch_dims[i]` of input i, default 0)."""
     batch = torch.export.Dim("batch", min=1, max=1024)
+    dims = batch_dims or (0,) * len(names)
     with torch.no_grad():
         torch.onnx.export(module.eval(), args, str(path), dynamo=True, input_names=names, output_names=outputs,
-                          dynamic_shapes=tuple({0: batch} for _ in names), opset_version=OPSET,
+                          dynamic_shapes=tuple({d: batch} for d in dims), opset_version=OPSET,
                           external_data=False, verbose=False)
 
 
@@ -124,14 +128,9 @@ def export_onnx(policy: Policy, out: Path, graph: str, num_steps: int) -> list[s
                 ["images", "tokens", "token_mask"], ["keys", "values", "prefix_mask"], out / "prefix.onnx")
         with torch.no_grad():
             keys, values, mask = PrefixEncoder(model)(t["images"], t["tokens"], t["token_mask"])
-        # The KV cache's batch is dim 1 (dim 0 is the layer).
-        batch = torch.export.Dim("batch", min=1, max=1024)
-        with torch.no_grad():
-            torch.onnx.export(Denoiser(model, num_steps).eval(), (keys, values, mask, t["state"], t["noise"]),
-                              str(out / "denoise.onnx"), dynamo=True,
-                              input_names=["keys", "values", "prefix_mask", "state", "noise"],
-                              output_names=["actions"], opset_version=OPSET, external_data=False, verbose=False,
-                              dynamic_shapes=({1: batch}, {1: batch}, {0: batch}, {0: batch}, {0: batch}))
+        _export(Denoiser(model, num_steps), (keys, values, mask, t["state"], t["noise"]),
+                ["keys", "values", "prefix_mask", "state", "noise"], ["actions"], out / "denoise.onnx",
+                batch_dims=(1, 1, 0, 0, 0))  # the KV cache's batch is dim 1 (dim 0 is the layer)
         return ["prefix.onnx", "denoise.onnx"]
     raise ValueError(f"graph must be 'one' or 'two', got {graph!r}")
 
@@ -166,13 +165,12 @@ def engine_spec(policy: Policy, checkpoint: Path, graph: str, files: list[str], 
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def check_parity(policy: Policy, engine_dir: Path, num_steps: int, batches: tuple[int, ...] = (1, 3)) -> float:
-    """Max abs difference (env units) between the engine run by the numpy runtime and the PyTorch policy."""
+    """Max abs difference of the normalized actions of the engine (run by the numpy runtime) and the PyTorch
+    policy, same observations and initial noise."""
     from deploy.runtime import load_engine
 
     engine = load_engine(engine_dir, backends=("onnxruntime",), providers=("CPUExecutionProvider",))
