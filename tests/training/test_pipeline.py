@@ -13,7 +13,7 @@ from training.cli import main  # noqa: E402
 def test_pipeline_end_to_end_on_a_tiny_budget(tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text("""
-pipeline: {tasks: [PushCube-v1], demo_episodes: 2, workers: 1, image_size: 32}
+pipeline: {tasks: [PushCube-v1], demo_episodes: 2, workers: 1, image_size: 32, methods: [flow_noise, flow_sde]}
 sft: {preset: tiny, steps: 3, batch_size: 4, val_episodes: 0}
 ppo_run: {num_envs: 2, max_episode_steps: 10, eval_episodes_per_env: 1, save_every: 1, wandb: false}
 ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_updates: 0, num_executed: 5}
@@ -21,10 +21,11 @@ ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_
     out = tmp_path / "run"
     assert main(["pipeline", "--config", str(cfg), "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    r = results["results"]["flow_noise"]
-    assert r["sft"]["n"] == 2 and r["rl"]["n"] == 2 and r["env_steps"] > 0
+    for method in ("flow_noise", "flow_sde"):  # both piRL methods from the same SFT checkpoint
+        r = results["results"][method]
+        assert r["sft"]["n"] == 2 and r["rl"]["n"] == 2 and r["env_steps"] > 0
     report = (out / "report.md").read_text()
-    assert "| SFT |" in report and "| PPO flow_noise |" in report
+    assert "| SFT |" in report and "| PPO flow_noise |" in report and "| PPO flow_sde |" in report
     assert (out / "curves.png").stat().st_size > 10_000
     assert (out / "sft" / "checkpoint" / "model.safetensors").exists()
     # A second call finds every stage complete and only rewrites the report.
