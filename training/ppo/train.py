@@ -69,6 +69,9 @@ class PPOConfig:
     (asymmetric actor-critic, ManiSkill CPU envs; the policy itself never sees that state)."""
     critic_hidden: int = 256
     train_prefix: bool = False
+    train_expert_blocks: int = -1
+    """Action-expert blocks that train, counted from the output (-1: all). Fewer trainable weights make
+    PPO's small-batch steps less noisy; the output projection, final norm and noise net always train."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -93,6 +96,13 @@ class PPOLearner:
         self.policy, self.cfg = policy, cfg
         model = policy.model
         model.set_prefix_trainable(cfg.train_prefix)
+        if cfg.train_expert_blocks >= 0:
+            n_frozen = len(model.expert_blocks) - cfg.train_expert_blocks
+            frozen = [*model.expert_blocks[:max(n_frozen, 0)], model.state_proj, model.action_in_proj]
+            frozen += [getattr(model, m) for m in ("time_mlp_in", "time_mlp_out", "action_time_mlp_in",
+                                                   "action_time_mlp_out") if hasattr(model, m)]
+            for module in frozen:
+                module.requires_grad_(False)
         self.critic: PrivilegedCritic | None = None
         if cfg.critic == "privileged":
             if not privileged_dim:

@@ -104,3 +104,16 @@ def test_privileged_critic_judges_from_sim_state_and_leaves_the_policy_head_alon
 class _NoPrivileged:  # an env that offers no privileged state (like LIBERO)
     privileged_dim = 0
     action_dim = 4
+
+
+def test_only_the_last_expert_blocks_train_when_asked():
+    from tests.training.ppo.test_ppo_resume import _Spec
+
+    policy = _policy(_Spec())
+    learner = PPOLearner(policy, PPOConfig(train_expert_blocks=1))
+    m = policy.model
+    trainable = {id(p) for p in learner.actor_params}
+    assert all(id(p) in trainable for p in m.expert_blocks[-1].parameters())
+    assert not any(id(p) in trainable for p in m.expert_blocks[0].parameters())
+    assert not any(id(p) in trainable for p in m.action_in_proj.parameters())
+    assert all(id(p) in trainable for p in [*m.action_out_proj.parameters(), *m.noise_net.parameters()])
