@@ -54,8 +54,8 @@ def main() -> None:
         else:
             cfg = get_preset(args.preset)
             rng = np.random.default_rng(0)
-            policy = Policy.create(cfg, ["pick up the cube"], rng.standard_normal((64, 9)),
-                                   rng.uniform(-1, 1, (64, cfg.action_horizon, 7)),
+            policy = Policy.create(cfg, ["pick up the cube"], rng.standard_normal((64, cfg.state_dim)),
+                                   rng.uniform(-1, 1, (64, cfg.action_horizon, cfg.action_dim)),
                                    sampler=SamplerConfig(num_steps=args.steps))
             ckpt = None
         params = sum(p.numel() for p in policy.model.parameters())
@@ -78,7 +78,7 @@ def main() -> None:
                     print(f"# skipped onnxruntime {providers[0]}: {e}")
                     break
                 run = engine.infer
-                rows.append((f"onnxruntime {engine.backend}, graph {graph}", *_times(lambda r=run: r(obs),
+                rows.append((f"{engine.backend}, graph {graph}", *_times(lambda r=run: r(obs),
                                                                                     args.runs)))
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"# chunk latency, batch 1, K={policy.sampler.num_steps}, {policy.cfg.name} preset "
