@@ -33,6 +33,8 @@ class PipelineConfig:
     """PPO methods to run from the same SFT checkpoint (flow_noise, flow_sde)."""
     workers: int = 2
     image_size: int = 64
+    export: bool = True
+    """Export the first method's PPO policy as an ONNX engine and evaluate it closed loop, next to PyTorch."""
 
 
 def _section(cls: type, file_cfg: dict[str, Any], section: str, **overrides: Any) -> Any:
@@ -88,11 +90,41 @@ def run_pipeline(cfg: PipelineConfig, file_cfg: dict[str, Any], progress: bool =
         results[method] = run_ppo(run, _section(PPOConfig, file_cfg, "ppo", method=method), progress=progress)
         timings[f"ppo {method}"] = time.time() - t
 
-    report = write_report(out, cfg, results, timings, time.time() - t0)
+    # 4. what the robot would run: the first method's policy as an engine, closed loop on the same seeds
+    engine = export_and_evaluate(out, cfg, file_cfg, timings) if cfg.export and results else None
+    report = write_report(out, cfg, results, timings, time.time() - t0, engine)
     return report
 
 
-def write_report(out: Path, cfg: PipelineConfig, results: dict, timings: dict, seconds: float) -> dict:
+def export_and_evaluate(out: Path, cfg: PipelineConfig, file_cfg: dict[str, Any], timings: dict) -> dict | None:
+    try:
+        from deploy.export import export
+        from deploy.sim_eval import run as eval_engine
+    except ImportError as e:
+        print(f"pipeline: skipping the engine export ({e}); install the export extra: pip install 'pirl[export]'")
+        return None
+    ckpt = out / f"ppo_{cfg.methods[0]}" / "checkpoint"
+    engine_dir, result_path = out / "engine", out / "engine_eval.json"
+    if not (engine_dir / "engine.json").exists():
+        t = time.time()
+        export(ckpt, engine_dir)
+        timings["export"] = time.time() - t
+    if not result_path.exists():
+        t = time.time()
+        run = _section(PPORunConfig, file_cfg, "ppo_run")
+        ppo = _section(PPOConfig, file_cfg, "ppo")
+        eval_engine(str(engine_dir), list(cfg.tasks), run.eval_episodes_per_env * run.num_envs, run.num_envs,
+                    ppo.num_executed, run.max_episode_steps, str(ckpt), str(result_path))
+        timings["engine eval"] = time.time() - t
+    result = json.loads(result_path.read_text())
+    parity = json.loads((engine_dir / "engine.json").read_text())["parity"]["onnxruntime_max_abs_diff"]
+    return {"method": cfg.methods[0], "engine": result["engine"]["overall"], "backend": result["backend"],
+            "disagreements": len(result.get("disagreements", [])), "parity": parity,
+            "latency_ms": result["engine"]["latency_ms"]}
+
+
+def write_report(out: Path, cfg: PipelineConfig, results: dict, timings: dict, seconds: float,
+                 engine: dict | None = None) -> dict:
     lines = ["# pirl pipeline results", "",
              f"Tasks: {', '.join(cfg.tasks)}; {cfg.demo_episodes} scripted demos per task; held-out seeds from "
              "1,000,000 (the same episodes for every policy).", "",
@@ -105,13 +137,21 @@ def write_report(out: Path, cfg: PipelineConfig, results: dict, timings: dict, s
         rl = r["rl"]
         lines.append(f"| PPO {method} | {rl['success']:.1%} | {rl['ci95'][0]:.1%} - {rl['ci95'][1]:.1%} | "
                      f"{rl['n']} | {r['env_steps']} |")
+    if engine:
+        e = engine["engine"]
+        lines.append(f"| engine of PPO {engine['method']} ({engine['backend']}) | {e['success']:.1%} | "
+                     f"{e['ci95'][0]:.1%} - {e['ci95'][1]:.1%} | {e['n']} | - |")
     for method, r in results.items():
         verdict = "beyond both 95% intervals" if r["intervals_separate"] else "within the 95% intervals"
         lines.append(f"\nPPO {method}: {r['gain_points']:+.1f} points over SFT ({verdict}).")
+    if engine:
+        lines.append(f"\nEngine (`engine/`, ONNX): parity with PyTorch {engine['parity']:.1e}; episodes whose outcome "
+                     f"differs from the PyTorch policy's: {engine['disagreements']}; latency per decision p50 "
+                     f"{engine['latency_ms']['p50']:.1f} ms.")
     lines.append(f"\nWall time {seconds / 60:.1f} min: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     (out / "report.md").write_text("\n".join(lines) + "\n")
     plot_runs(out, list(results))
-    summary = {"results": results, "timings_s": timings, "seconds": seconds}
+    summary = {"results": results, "engine": engine, "timings_s": timings, "seconds": seconds}
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     print("\n".join(lines))
     return summary

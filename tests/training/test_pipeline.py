@@ -28,5 +28,8 @@ ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_
     assert "| SFT |" in report and "| PPO flow_noise |" in report and "| PPO flow_sde |" in report
     assert (out / "curves.png").stat().st_size > 10_000
     assert (out / "sft" / "checkpoint" / "model.safetensors").exists()
+    # the first method's policy exported and run closed loop as an engine, on the same episodes
+    assert results["engine"]["engine"]["n"] == 2 and results["engine"]["disagreements"] == 0
+    assert results["engine"]["parity"] <= 1e-4 and "| engine of PPO flow_noise" in report
     # A second call finds every stage complete and only rewrites the report.
     assert main(["pipeline", "--config", str(cfg), "--out", str(out)]) == 0
