@@ -101,6 +101,10 @@ class SafetyFilter:
         self._prev = None if current is None else np.asarray(current, np.float64).copy()
         self._prev_step = None
 
+    def can_hold(self, current: np.ndarray | None) -> bool:
+        """False when an absolute action space has no position to hold at (nothing known yet)."""
+        return not self.limits.absolute or current is not None or self._prev is not None
+
     def hold(self, current: np.ndarray | None) -> np.ndarray:
         """The command that keeps the arm where it is."""
         lim = self.limits

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System packages the simulators need, on Debian/Ubuntu. Idempotent; uses sudo when not root.
+# System packages the simulators and the camera code need, on Debian/Ubuntu. Idempotent; uses sudo when not root.
 #
 # ManiSkill3 (SAPIEN) needs a Vulkan device even for state observations. Without a GPU that is Mesa's
 # lavapipe (software Vulkan). SAPIEN rejects the Mesa 22.x of Debian bookworm, so on bookworm we take
@@ -19,6 +19,12 @@ mesa_major() {
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "install_system_deps: no apt-get; install a Vulkan driver (Mesa >= 23 lavapipe, or your GPU's) yourself" >&2
   exit 0
+fi
+
+# pyrealsense2 (camera playback tests, the robot's RealSense node) loads libusb-1.0 at import.
+if ! ldconfig -p 2>/dev/null | grep -q "libusb-1.0.so.0"; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libusb-1.0-0 >/dev/null
 fi
 
 major="$(mesa_major)"
