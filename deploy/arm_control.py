@@ -58,7 +58,7 @@ class ArmController:
         self._started_at = -np.inf
 
     # ---- inputs
-    def on_joint_state(self, names: Sequence[str], positions: Sequence[float], stamp: float) -> None:
+    def on_joint_state(self, names: Sequence[str], positions: Sequence[float] | np.ndarray, stamp: float) -> None:
         if not self.absolute:
             self._current_stamp = stamp  # deltas need no positions, only a sign of life
             return

@@ -75,7 +75,7 @@ class PolicyRunner:
             rgb = cv2.resize(rgb, (self.size, self.size), interpolation=cv2.INTER_AREA)
         self._images[camera] = (rgb, stamp)
 
-    def on_joint_state(self, names: Sequence[str], positions: Sequence[float], stamp: float) -> None:
+    def on_joint_state(self, names: Sequence[str], positions: Sequence[float] | np.ndarray, stamp: float) -> None:
         """Positions of named joints; every state joint must be among them (extra joints are ignored)."""
         index = {n: i for i, n in enumerate(names)}
         missing = [j for j in self.state_joints if j not in index]

@@ -1,0 +1,146 @@
+"""Executor node: policy chunks -> safety filter and watchdog -> the arm, at the control rate.
+
+Subscribes policy/chunk (JointTrajectory) and joint_states; every 1 / control_hz it asks the arm controller
+(`deploy.arm_control`) for the command and sends it through the chosen interface:
+    position_topic            std_msgs/Float64MultiArray on arm/command (ros2_control's forward position
+                              controller, or the sim arm)
+    follow_joint_trajectory   control_msgs/FollowJointTrajectory goals to a joint_trajectory_controller, one
+                              short segment per tick (a new goal supersedes the previous one)
+Services ~/start, ~/stop, ~/hold (std_srvs/Trigger). Publishes executor/state (std_msgs/String). On any fault
+(stale joint state, the policy silent, a chunk for other joints, a NaN) the arm holds until ~/start.
+"""
+
+from __future__ import annotations
+
+import rclpy
+from control_msgs.action import FollowJointTrajectory
+from rclpy.action import ActionClient
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from deploy.arm_control import ArmController, Command
+from deploy.executor import ChunkExecutor
+from deploy.safety import SafetyFilter, SafetyLimits
+from pirl_ros.convert import fill_duration, joint_state_from_msg, trajectory_from_msg
+from pirl_ros.params import declare
+
+INTERFACES = ("position_topic", "follow_joint_trajectory")
+
+
+class ExecutorNode(Node):
+    def __init__(self) -> None:
+        super().__init__("pirl_executor")
+        self.control_hz = declare(self, "control_hz", 20.0)
+        action_joints: list[str] = declare(self, "action_joints", [""])
+        safety_file = declare(self, "safety_limits", "")
+        self.interface = declare(self, "interface", "position_topic")
+        controller = declare(self, "controller", "joint_trajectory_controller")
+        autostart = declare(self, "autostart", False)
+        if self.interface not in INTERFACES:
+            raise ValueError(f"interface {self.interface!r} is not one of {INTERFACES}")
+        if not safety_file:
+            raise ValueError("no safety limits: set 'safety_limits' to a YAML file (see pirl_bringup/config)")
+        limits = SafetyLimits.load(safety_file)
+        if self.interface == "follow_joint_trajectory" and not limits.absolute:
+            raise ValueError(f"the engine's actions are {limits.kind} deltas; a joint trajectory controller needs "
+                             "joint positions: export a joint-position engine, or use interface position_topic "
+                             "with an arm driver that takes deltas (the sim arm does)")
+        executor = ChunkExecutor(SafetyFilter(limits, self.control_hz), control_hz=self.control_hz,
+                                 num_executed=declare(self, "num_executed", 5),
+                                 ensemble=declare(self, "ensemble", False), latency_s=declare(self, "latency_s", 0.1))
+        self.arm = ArmController(executor, action_joints,
+                                 joint_state_timeout_s=declare(self, "joint_state_timeout_s", 0.25),
+                                 chunk_timeout_s=declare(self, "chunk_timeout_s", 1.0))
+        self.autostart = autostart
+        self.create_subscription(JointTrajectory, "policy/chunk", self._on_chunk, 10)
+        self.create_subscription(JointState, "joint_states", self._on_joints, qos_profile_sensor_data)
+        self.command_pub = self.create_publisher(Float64MultiArray, "arm/command", 10)
+        self.state_pub = self.create_publisher(String, "executor/state", 10)
+        self.action_client = None
+        if self.interface == "follow_joint_trajectory":
+            self.action_client = ActionClient(self, FollowJointTrajectory,
+                                              f"{controller}/follow_joint_trajectory")
+        for name, handler in (("~/start", self._start), ("~/stop", self._stop), ("~/hold", self._hold)):
+            self.create_service(Trigger, name, handler)
+        self.timer = self.create_timer(1.0 / self.control_hz, self._tick)
+        self._last_state = ""
+        self.get_logger().info(f"executor: {limits.kind} via {self.interface} at {self.control_hz} Hz; "
+                               f"{'starting on the first joint state' if autostart else 'call ~/start to move'}")
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_joints(self, msg: JointState) -> None:
+        names, pos, stamp = joint_state_from_msg(msg)
+        self.arm.on_joint_state(names, pos, stamp)
+        if self.autostart:
+            ok, _ = self.arm.start(self._now())
+            self.autostart = not ok
+
+    def _on_chunk(self, msg: JointTrajectory) -> None:
+        try:
+            names, positions, _, stamp = trajectory_from_msg(msg)
+        except ValueError as e:
+            self.get_logger().error(f"bad chunk: {e}")
+            return
+        self.arm.on_chunk(names, positions, stamp, self._now())
+
+    def _trigger(self, result: tuple[bool, str], response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = result
+        self.get_logger().info(f"service: {result[1]}")
+        return response
+
+    def _start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._trigger(self.arm.start(self._now()), response)
+
+    def _stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._trigger(self.arm.stop(), response)
+
+    def _hold(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._trigger(self.arm.hold(), response)
+
+    def _tick(self) -> None:
+        command = self.arm.tick(self._now())
+        self._send(command)
+        state = self.arm.state.value + (f": {self.arm.fault_reason}" if self.arm.fault_reason else "")
+        if state != self._last_state:
+            msg = String()
+            msg.data = state
+            self.state_pub.publish(msg)
+            self._last_state = state
+
+    def _send(self, command: Command) -> None:
+        if command.values is None:
+            return  # nothing known to hold at yet: the driver keeps its own target
+        if self.action_client is None:
+            msg = Float64MultiArray()
+            msg.data = [float(x) for x in command.values]
+            self.command_pub.publish(msg)
+            return
+        if not self.action_client.server_is_ready():
+            self.get_logger().error("the joint trajectory controller's action server is not up",
+                                    throttle_duration_sec=5.0)
+            return
+        goal = FollowJointTrajectory.Goal()
+        goal.trajectory.joint_names = list(self.arm.action_joints)
+        point = JointTrajectoryPoint()
+        point.positions = [float(x) for x in command.values]
+        fill_duration(point.time_from_start, 1.0 / self.control_hz)
+        goal.trajectory.points = [point]
+        self.action_client.send_goal_async(goal)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = ExecutorNode()
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

@@ -1,0 +1,110 @@
+"""Policy node: camera images + joint state + instruction -> the engine -> one JointTrajectory per chunk.
+
+Subscribes camera/<name>/image_raw for each of the engine's cameras, joint_states and instruction (latched:
+transient-local QoS, so a late joiner gets the current one). Publishes policy/chunk (JointTrajectory, points
+at i / control_hz after the observation stamp, joint names = the arm config's action_joints) and
+policy/latency_ms. Never runs on inputs older than max_age_s: it logs why and publishes nothing, and the
+executor holds the arm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64, String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from deploy.policy_loop import InputError, PolicyRunner, StaleInput
+from deploy.runtime import EngineError, load_engine
+from pirl_ros.convert import fill_trajectory, from_stamp, image_from_msg, joint_state_from_msg
+from pirl_ros.params import declare
+
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class PolicyNode(Node):
+    def __init__(self) -> None:
+        super().__init__("pirl_policy")
+        engine_dir = declare(self, "engine", "")
+        state_joints: list[str] = declare(self, "state_joints", [""])
+        self.action_joints: list[str] = declare(self, "action_joints", [""])
+        self.control_hz = declare(self, "control_hz", 20.0)
+        num_executed = declare(self, "num_executed", 5)
+        max_age_s = declare(self, "max_age_s", 0.25)
+        instruction = declare(self, "instruction", "")
+        if not engine_dir:
+            raise EngineError("no engine given: set the 'engine' parameter (launch argument engine:=DIR)")
+        engine = load_engine(engine_dir)
+        if len(self.action_joints) != engine.action_dim:
+            raise InputError(f"the engine outputs {engine.action_dim} action dims "
+                             f"{(engine.spec.get('action_space') or {}).get('names')} but action_joints has "
+                             f"{len(self.action_joints)} names {self.action_joints}")
+        self.runner = PolicyRunner(engine, state_joints, max_age_s=max_age_s)
+        if instruction:
+            self.runner.set_instruction(instruction)
+        for cam in engine.cameras:
+            self.create_subscription(Image, f"camera/{cam}/image_raw", self._image_callback(cam),
+                                     qos_profile_sensor_data)
+        self.create_subscription(JointState, "joint_states", self._on_joints, qos_profile_sensor_data)
+        self.create_subscription(String, "instruction", self._on_instruction, LATCHED)
+        self.chunk_pub = self.create_publisher(JointTrajectory, "policy/chunk", 10)
+        self.latency_pub = self.create_publisher(Float64, "policy/latency_ms", 10)
+        # A new chunk each time the executed part of the last one is about to run out.
+        self.timer = self.create_timer(num_executed / self.control_hz, self._infer)
+        self.get_logger().info(f"policy node: engine {engine_dir} on {engine.backend}, cameras "
+                               f"{list(engine.cameras)}, chunk every {num_executed / self.control_hz:.2f} s")
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _image_callback(self, camera: str) -> Callable[[Image], None]:
+        return lambda msg: self._on_image(camera, msg)
+
+    def _on_image(self, camera: str, msg: Image) -> None:
+        try:
+            self.runner.on_image(camera, image_from_msg(msg), from_stamp(msg.header.stamp))
+        except (InputError, ValueError) as e:
+            self.get_logger().error(f"camera {camera}: {e}", throttle_duration_sec=5.0)
+
+    def _on_joints(self, msg: JointState) -> None:
+        try:
+            names, pos, stamp = joint_state_from_msg(msg)
+            self.runner.on_joint_state(names, pos, stamp)
+        except (InputError, ValueError) as e:
+            self.get_logger().error(str(e), throttle_duration_sec=5.0)
+
+    def _on_instruction(self, msg: String) -> None:
+        try:
+            self.runner.set_instruction(str(msg.data))
+            self.get_logger().info(f"instruction: {msg.data!r}")
+        except InputError as e:
+            self.get_logger().error(str(e))
+
+    def _infer(self) -> None:
+        try:
+            chunk = self.runner.step(self._now())
+        except StaleInput as e:
+            self.get_logger().warning(f"no chunk (the arm holds): {e}", throttle_duration_sec=2.0)
+            return
+        msg = fill_trajectory(JointTrajectory(), JointTrajectoryPoint, self.action_joints, chunk.actions,
+                              chunk.stamp, self.control_hz)
+        self.chunk_pub.publish(msg)
+        latency = Float64()
+        latency.data = chunk.latency_s * 1e3
+        self.latency_pub.publish(latency)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = PolicyNode()
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

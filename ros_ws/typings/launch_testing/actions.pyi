@@ -1,0 +1,4 @@
+from launch.action import Action
+
+class ReadyToTest(Action):
+    def __init__(self) -> None: ...

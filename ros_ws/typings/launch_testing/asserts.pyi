@@ -1,0 +1,3 @@
+from typing import Any
+
+def assertExitCodes(proc_info: Any, allowable_exit_codes: list[int] | None = None) -> None: ...
