@@ -34,7 +34,8 @@ def test_sim_graph_moves_the_sim_arm(tmp_path):
     from training.policy.checkpoint import save_checkpoint
     from training.policy.policy import Policy
 
-    cfg = micro_config(camera_names=("base_camera",), state_dim=12, action_dim=4, action_horizon=10)
+    cfg = micro_config(camera_names=("base_camera",), state_dim=12, action_dim=4, action_horizon=10,
+                       max_token_len=16)
     rng = np.random.default_rng(0)
     policy = Policy.create(cfg, ["push the cube to the goal"], rng.standard_normal((64, 9)),
                            rng.uniform(-1, 1, (64, 10, 4)), seed=0,
