@@ -115,3 +115,15 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     BOARD.save(tmp_path / "board.yaml")
     assert main(["handeye", "--samples", str(tmp_path), "--mode", "eye-to-hand", "--intrinsics",
                  str(tmp_path / "x.json"), "--board", str(tmp_path / "board.yaml")]) == 2
+
+
+def test_realsense_factory_intrinsics_from_a_playback(tmp_path):
+    pytest.importorskip("pyrealsense2")
+    from deploy.camera_io import write_realsense_recording
+
+    K = np.array([[615.5, 0.0, 318.25], [0.0, 614.75, 241.5], [0.0, 0.0, 1.0]])
+    rec = write_realsense_recording(tmp_path / "rs.db3", [np.zeros((480, 640, 3), np.uint8)] * 2, K=K)
+    assert main(["intrinsics", "--realsense", "--playback", str(rec), "--out", str(tmp_path / "i.json")]) == 0
+    out = json.loads((tmp_path / "i.json").read_text())
+    np.testing.assert_allclose(out["K"], K, atol=1e-3)
+    assert (out["width"], out["height"], out["source"]) == (640, 480, "realsense factory")
