@@ -69,6 +69,14 @@ def read_spec(directory: str | Path) -> dict:
     return spec
 
 
+def engine_hash(directory: str | Path) -> str:
+    """SHA-256 of an engine's engine.json - which lists every graph file's own hash, so it names the engine."""
+    path = Path(directory) / "engine.json"
+    if not path.exists():
+        raise EngineError(f"no engine at {directory} (engine.json missing)")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 class Engine:
     """Preprocessing + a backend that maps graph inputs and noise to normalized actions."""
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from deploy.executor import ChunkExecutor
-from deploy.runtime import Engine, load_engine
+from deploy.runtime import Engine, engine_hash, load_engine
 from deploy.safety import SafetyFilter, SafetyLimits
 from training.envs.base import EVAL_SEED_BASE, EpisodeStats, VecEnv
 from training.envs.factory import EnvSpec, make_vec_env
@@ -83,7 +83,8 @@ def run(engine_dir: str, tasks: list[str], episodes: int, num_envs: int, num_exe
     per_env = max(1, -(-episodes // num_envs))
     try:
         result = {"engine": evaluate_engine(engine, env, per_env, num_executed, default_limits(engine)),
-                  "backend": engine.backend, "engine_dir": str(engine_dir),
+                  "backend": engine.backend, "engine_dir": str(engine_dir), "engine_sha256": engine_hash(engine_dir),
+                  "control_hz": float((engine.spec.get("action_space") or {}).get("control_hz", 20.0)),
                   "source_checkpoint": engine.spec["source_checkpoint"]}
         ckpt = checkpoint or engine.spec["source_checkpoint"]["path"]
         if ckpt and Path(ckpt).exists():

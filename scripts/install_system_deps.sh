@@ -21,10 +21,15 @@ if ! command -v apt-get >/dev/null 2>&1; then
   exit 0
 fi
 
-# pyrealsense2 (camera playback tests, the robot's RealSense node) loads libusb-1.0 at import.
-if ! ldconfig -p 2>/dev/null | grep -q "libusb-1.0.so.0"; then
+# pyrealsense2 (camera playback tests, the robot's RealSense node) loads libusb-1.0 at import; the trials
+# report's test renders its HTML page in headless Chromium.
+missing=""
+ldconfig -p 2>/dev/null | grep -q "libusb-1.0.so.0" || missing="$missing libusb-1.0-0"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libusb-1.0-0 >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
 major="$(mesa_major)"

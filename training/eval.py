@@ -7,7 +7,6 @@ seeds derived from it), so two policies evaluated with the same env config face 
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
@@ -18,17 +17,7 @@ import torch
 from training.envs.base import EVAL_SEED_BASE, EpisodeStats, VecEnv
 from training.policy.policy import Policy
 from training.policy.sampling import sample_ode
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (95% for z = 1.96)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z**2 / n
-    centre = (p + z**2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+from training.stats import wilson_interval  # noqa: F401 - re-exported: training.eval.wilson_interval
 
 
 def summarize(episodes: list[EpisodeStats]) -> dict:

@@ -34,3 +34,25 @@ def exported(checkpoint, tmp_path_factory):
         return cache[graph]
 
     return get
+
+
+PANDA_SIZE = 32
+
+
+@pytest.fixture(scope="session")
+def panda_engine_dir(tmp_path_factory):
+    """A tiny untrained engine shaped for the ManiSkill Panda (camera base_camera, 9 joint values, 4 ee deltas),
+    whose actions lean "up" (dz > 0) so that even untrained it moves the arm visibly."""
+    pytest.importorskip("onnxscript", reason="ONNX export needs the export extra (`make test` installs it)")
+    from deploy.export import export
+
+    cfg = micro_config(camera_names=("base_camera",), state_dim=12, action_dim=4, action_horizon=10,
+                       max_token_len=16)  # 32 px images (PANDA_SIZE)
+    rng = np.random.default_rng(0)
+    actions = np.concatenate([rng.uniform(-0.2, 0.2, (64, 10, 2)), rng.uniform(0.5, 1.0, (64, 10, 1)),
+                              np.ones((64, 10, 1))], axis=-1)
+    policy = Policy.create(cfg, ["push the cube to the goal"], rng.standard_normal((64, 9)), actions, seed=0,
+                           action_space=ActionSpace("ee_delta_pose", ("dx", "dy", "dz", "gripper")))
+    root = tmp_path_factory.mktemp("panda")
+    export(save_checkpoint(root / "checkpoint", policy), root / "engine")
+    return root / "engine"
