@@ -7,7 +7,6 @@ live camera). Survives an unplug: it logs the loss, keeps retrying, and logs the
 
 from __future__ import annotations
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -15,6 +14,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from deploy.camera_io import CameraError, OpenCVReader, RealSenseReader, ReconnectingCamera, check_resolution
 from pirl_ros.convert import fill_camera_info, fill_image
 from pirl_ros.params import declare
+from pirl_ros.spin import now_s, spin
 from training.envs.camera import CameraSpec
 
 
@@ -62,7 +62,7 @@ class CameraNode(Node):
             except CameraError as e:
                 self.get_logger().error(str(e), throttle_duration_sec=5.0)
                 return
-        stamp = self.get_clock().now().nanoseconds * 1e-9
+        stamp = now_s(self)
         self.image_pub.publish(fill_image(Image(), frame.rgb, stamp, self.frame_id))
         if self.spec is not None:
             info = fill_camera_info(CameraInfo(), self.spec.width, self.spec.height, self.spec.K,
@@ -75,12 +75,4 @@ class CameraNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = CameraNode()
-    try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin(CameraNode, "pirl_camera", args)

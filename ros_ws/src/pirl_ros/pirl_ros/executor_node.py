@@ -12,7 +12,6 @@ Services ~/start, ~/stop, ~/hold (std_srvs/Trigger). Publishes executor/state (s
 
 from __future__ import annotations
 
-import rclpy
 from control_msgs.action import FollowJointTrajectory
 from rclpy.action import ActionClient
 from rclpy.node import Node
@@ -27,6 +26,7 @@ from deploy.executor import ChunkExecutor
 from deploy.safety import SafetyFilter, SafetyLimits
 from pirl_ros.convert import fill_duration, joint_state_from_msg, trajectory_from_msg
 from pirl_ros.params import declare
+from pirl_ros.spin import now_s, spin
 
 INTERFACES = ("position_topic", "follow_joint_trajectory")
 
@@ -71,14 +71,11 @@ class ExecutorNode(Node):
         self.get_logger().info(f"executor: {limits.kind} via {self.interface} at {self.control_hz} Hz; "
                                f"{'starting on the first joint state' if autostart else 'call ~/start to move'}")
 
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
-
     def _on_joints(self, msg: JointState) -> None:
         names, pos, stamp = joint_state_from_msg(msg)
         self.arm.on_joint_state(names, pos, stamp)
         if self.autostart:
-            ok, _ = self.arm.start(self._now())
+            ok, _ = self.arm.start(now_s(self))
             self.autostart = not ok
 
     def _on_chunk(self, msg: JointTrajectory) -> None:
@@ -87,7 +84,7 @@ class ExecutorNode(Node):
         except ValueError as e:
             self.get_logger().error(f"bad chunk: {e}")
             return
-        self.arm.on_chunk(names, positions, stamp, self._now())
+        self.arm.on_chunk(names, positions, stamp, now_s(self))
 
     def _trigger(self, result: tuple[bool, str], response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = result
@@ -95,7 +92,7 @@ class ExecutorNode(Node):
         return response
 
     def _start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        return self._trigger(self.arm.start(self._now()), response)
+        return self._trigger(self.arm.start(now_s(self)), response)
 
     def _stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         return self._trigger(self.arm.stop(), response)
@@ -104,7 +101,7 @@ class ExecutorNode(Node):
         return self._trigger(self.arm.hold(), response)
 
     def _tick(self) -> None:
-        command = self.arm.tick(self._now())
+        command = self.arm.tick(now_s(self))
         self._send(command)
         state = self.arm.state.value + (f": {self.arm.fault_reason}" if self.arm.fault_reason else "")
         if state != self._last_state:
@@ -135,12 +132,4 @@ class ExecutorNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = ExecutorNode()
-    try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin(ExecutorNode, "pirl_executor", args)

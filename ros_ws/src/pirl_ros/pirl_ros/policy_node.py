@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -22,6 +21,7 @@ from deploy.policy_loop import InputError, PolicyRunner, StaleInput
 from deploy.runtime import EngineError, load_engine
 from pirl_ros.convert import fill_trajectory, from_stamp, image_from_msg, joint_state_from_msg
 from pirl_ros.params import declare
+from pirl_ros.spin import now_s, spin
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -58,9 +58,6 @@ class PolicyNode(Node):
         self.get_logger().info(f"policy node: engine {engine_dir} on {engine.backend}, cameras "
                                f"{list(engine.cameras)}, chunk every {num_executed / self.control_hz:.2f} s")
 
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
-
     def _image_callback(self, camera: str) -> Callable[[Image], None]:
         return lambda msg: self._on_image(camera, msg)
 
@@ -86,7 +83,7 @@ class PolicyNode(Node):
 
     def _infer(self) -> None:
         try:
-            chunk = self.runner.step(self._now())
+            chunk = self.runner.step(now_s(self))
         except StaleInput as e:
             self.get_logger().warning(f"no chunk (the arm holds): {e}", throttle_duration_sec=2.0)
             return
@@ -99,12 +96,4 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = PolicyNode()
-    try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin(PolicyNode, "pirl_policy", args)

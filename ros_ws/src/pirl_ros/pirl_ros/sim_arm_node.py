@@ -10,7 +10,6 @@ simulation with the latest command (a hold when none is fresh) and publishes joi
 from __future__ import annotations
 
 import numpy as np
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -20,6 +19,7 @@ from std_srvs.srv import Trigger
 from deploy.sim_arm import SimArm, SimArmConfig
 from pirl_ros.convert import fill_camera_info, fill_image, fill_joint_state
 from pirl_ros.params import declare
+from pirl_ros.spin import now_s, spin
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -53,9 +53,6 @@ class SimArmNode(Node):
         self.create_timer(1.0 / camera_hz, self._render)
         self.get_logger().info(f"sim arm: {task} ({control_mode}), joints {list(self.arm.joint_names)}")
 
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
-
     def _new_episode(self) -> str:
         instruction = self.arm.reset(self.seed)
         self.seed += 1
@@ -76,19 +73,19 @@ class SimArmNode(Node):
             self.get_logger().error(f"command of {cmd.size} values; this arm takes {self.arm.action_dim}",
                                     throttle_duration_sec=5.0)
             return
-        self._command, self._command_time = cmd, self._now()
+        self._command, self._command_time = cmd, now_s(self)
 
     def _step(self) -> None:
-        fresh = self._now() - self._command_time < 2.0 / self.control_hz
+        fresh = now_s(self) - self._command_time < 2.0 / self.control_hz
         success = self.arm.apply(self._command if fresh else None)
         self.joint_pub.publish(fill_joint_state(JointState(), self.arm.joint_names, self.arm.joint_positions(),
-                                                self._now()))
+                                                now_s(self)))
         msg = Bool()
         msg.data = bool(success or self.arm.success)
         self.success_pub.publish(msg)
 
     def _render(self) -> None:
-        rgb, stamp = self.arm.render(), self._now()
+        rgb, stamp = self.arm.render(), now_s(self)
         frame = f"{self.camera_name}_optical_frame"
         self.image_pub.publish(fill_image(Image(), rgb, stamp, frame))
         cam = self.arm.env.camera_spec
@@ -102,12 +99,4 @@ class SimArmNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = SimArmNode()
-    try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin(SimArmNode, "pirl_sim_arm", args)
