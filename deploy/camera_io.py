@@ -51,7 +51,12 @@ class CameraReader(Protocol):
 
 
 class RealSenseReader:
-    """A RealSense camera through pyrealsense2: live (by serial, or the first one found) or a `.db3` playback."""
+    """A RealSense camera through pyrealsense2: live (by serial, or the first one found) or a `.db3` playback.
+
+    Live cameras stream through a pipeline that keeps only the latest frame set (never a stale one), with
+    depth aligned to colour when asked for. A recording is played from its colour sensor into a queue, not
+    in real time, so every recorded frame arrives in order however slow the reader (a pipeline would drop
+    them) - what tests and dry runs need."""
 
     def __init__(self, serial: str | None = None, width: int = 640, height: int = 480, fps: int = 30,
                  depth: bool = False, playback: str | Path | None = None):
@@ -59,67 +64,87 @@ class RealSenseReader:
             import pyrealsense2 as rs
         except ImportError as e:
             raise CameraError(f"pyrealsense2 is not importable ({e}); pip install 'pirl[camera]'") from e
-        self._rs = rs
-        self.depth = depth
-        config = rs.config()
+        self._rs, self.depth = rs, depth
+        self.pipeline = self._sensor = self._queue = self._align = None
         if playback is not None:
-            path = Path(playback)
-            if not path.exists():
-                raise CameraError(f"RealSense recording {path} not found")
-            config.enable_device_from_file(str(path), repeat_playback=False)
-            config.enable_stream(rs.stream.color)  # a recording has its own resolution and format
-        else:
-            if serial:
-                config.enable_device(serial)
-            config.enable_stream(rs.stream.color, width, height, rs.format.rgb8, fps)
-        if depth and playback is not None:
-            config.enable_stream(rs.stream.depth)
-        elif depth:
+            self._open_playback(Path(playback))
+            return
+        found = [d.get_info(rs.camera_info.serial_number) for d in rs.context().query_devices()]
+        if not found or (serial and serial not in found):
+            raise CameraError(f"cannot start RealSense {serial or '(first found)'}: connected RealSense cameras "
+                              f"{found or 'none'}. Check the cable (USB 3) and the serial (`rs-enumerate-devices`)")
+        config = rs.config()
+        if serial:
+            config.enable_device(serial)
+        config.enable_stream(rs.stream.color, width, height, rs.format.rgb8, fps)
+        if depth:
             config.enable_stream(rs.stream.depth, width, height, rs.format.z16, fps)
         self.pipeline = rs.pipeline()
         try:
-            self.profile = self.pipeline.start(config)
+            profile = self.pipeline.start(config)
         except RuntimeError as e:
-            what = f"recording {playback}" if playback else f"RealSense {serial or '(first found)'}"
-            raise CameraError(f"cannot start {what} at {width}x{height}@{fps}: {e}. Check the cable (USB 3), "
-                              "the serial (`rs-enumerate-devices`) and that the mode is supported") from e
-        if playback is not None:  # deliver every recorded frame, as fast as asked (tests, dry runs)
-            self.profile.get_device().as_playback().set_real_time(False)
+            raise CameraError(f"cannot start RealSense {serial or '(first found)'} at {width}x{height}@{fps}: {e}. "
+                              "Check the cable (USB 3), the serial (`rs-enumerate-devices`) and that the mode is "
+                              "supported") from e
         self._align = rs.align(rs.stream.color) if depth else None
-        color = self.profile.get_stream(rs.stream.color).as_video_stream_profile()
-        if color.format() not in (rs.format.rgb8, rs.format.bgr8):
-            self.pipeline.stop()
-            raise CameraError(f"colour stream format {color.format()} is not RGB8/BGR8")
-        self._bgr = color.format() == rs.format.bgr8
+        self._color = profile.get_stream(rs.stream.color).as_video_stream_profile()
+
+    def _open_playback(self, path: Path) -> None:
+        rs = self._rs
+        if not path.exists():
+            raise CameraError(f"RealSense recording {path} not found")
+        if self.depth:
+            raise CameraError("depth is not played back from recordings; open the recording without depth")
+        try:
+            device = rs.context().load_device(str(path))
+        except RuntimeError as e:
+            raise CameraError(f"cannot open RealSense recording {path}: {e}") from e
+        device.as_playback().set_real_time(False)
+        for sensor in device.query_sensors():
+            colour = [p for p in sensor.get_stream_profiles() if p.stream_type() == rs.stream.color]
+            if colour:
+                self._queue = rs.frame_queue(256, keep_frames=True)
+                sensor.open(colour[0])
+                sensor.start(self._queue)
+                self._sensor, self._color = sensor, colour[0].as_video_stream_profile()
+                self._device = device  # keeps the playback alive
+                return
+        raise CameraError(f"{path} has no colour stream")
 
     def intrinsics(self) -> Intrinsics:
         """The device's factory intrinsics of the colour stream (OpenCV K and distortion)."""
-        rs = self._rs
-        i = self.profile.get_stream(rs.stream.color).as_video_stream_profile().get_intrinsics()
+        i = self._color.get_intrinsics()
         K = np.array([[i.fx, 0.0, i.ppx], [0.0, i.fy, i.ppy], [0.0, 0.0, 1.0]])
         return Intrinsics(i.width, i.height, K, np.asarray(list(i.coeffs)[:5], float))
 
     def read(self, timeout_s: float = 1.0) -> Frame:
-        ok, frames = self.pipeline.try_wait_for_frames(int(timeout_s * 1000))
-        if not ok:
-            raise CameraError(f"no RealSense frame within {timeout_s:.1f} s")
-        if self._align is not None:
-            frames = self._align.process(frames)
-        color = frames.get_color_frame()
-        if not color:
-            raise CameraError("RealSense frame set without a colour frame")
-        rgb = np.asanyarray(color.get_data()).copy()
-        if self._bgr:
-            rgb = rgb[..., ::-1].copy()
+        rs, ms = self._rs, int(timeout_s * 1000)
         depth = None
-        if self.depth:
-            d = frames.get_depth_frame()
-            depth = np.asanyarray(d.get_data()).copy() if d else None
+        if self._queue is not None:
+            ok, frame = self._queue.try_wait_for_frame(ms)
+            color = frame.as_video_frame() if ok else None
+        else:
+            ok, frames = self.pipeline.try_wait_for_frames(ms)
+            if ok and self._align is not None:
+                frames = self._align.process(frames)
+            color = frames.get_color_frame() if ok else None
+            if ok and self.depth:
+                d = frames.get_depth_frame()
+                depth = np.asanyarray(d.get_data()).copy() if d else None
+        if not ok or not color:
+            raise CameraError(f"no RealSense frame within {timeout_s:.1f} s")
+        rgb = np.asanyarray(color.get_data()).copy()
+        if color.get_profile().format() == rs.format.bgr8:
+            rgb = rgb[..., ::-1].copy()
         return Frame(rgb, time.monotonic(), int(color.get_frame_number()), depth)
 
     def close(self) -> None:
         try:
-            self.pipeline.stop()
+            if self.pipeline is not None:
+                self.pipeline.stop()
+            elif self._sensor is not None:
+                self._sensor.stop()
+                self._sensor.close()
         except RuntimeError:
             pass  # already stopped (unplugged)
 

@@ -30,7 +30,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
         flag = "--" + f.name.replace("_", "-")
         kw: dict[str, Any] = {"default": argparse.SUPPRESS, "help": f"(default: {default})", "dest": f.name}
         if default is None or "None" in str(f.type):  # an optional number: "none" unsets it
-            parser.add_argument(flag, type=lambda s: None if s.lower() == "none" else float(s), **kw)
+            parser.add_argument(flag, type=lambda s: None if s.lower() in ("none", "null") else float(s), **kw)
         elif isinstance(default, tuple):  # comma-separated
             parser.add_argument(flag, type=lambda s: tuple(x for x in s.split(",") if x), **kw)
         elif isinstance(default, bool):
