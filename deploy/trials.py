@@ -9,8 +9,8 @@ stopped, and the paths of the camera video and the executed actions (`.npy`, nev
 append-only and flushed (fsync) per episode, so a crash loses at most the episode in progress; `resume`
 continues a session's count. Robots: `DryRunRobot` (the ManiSkill sim arm through the same runner,
 executor and safety code as the ROS graph) and `RosRobot` (the running `pirl_bringup` graph, via its
-executor services and topics; needs ROS 2). Operators: `KeyboardOperator` and `ScriptedOperator` (outcomes
-from a file: non-interactive sessions and tests).
+executor services and topics; needs ROS 2). Operators: `KeyboardOperator`, `RosServiceOperator` (services,
+needs ROS 2) and `ScriptedOperator` (outcomes from a file: non-interactive sessions and tests).
 """
 
 from __future__ import annotations
@@ -187,6 +187,68 @@ class KeyboardOperator:
             if answer in ("s", "f", "success", "failure"):
                 outcome = "success" if answer.startswith("s") else "failure"
                 return outcome, self._ask("note (optional): ")
+
+
+class RosServiceOperator:
+    """The operator judges from anywhere on the ROS network (a teach pendant, a foot switch, a phone app):
+    services ~/start, ~/stop, ~/success and ~/failure (std_srvs/Trigger) on node `pirl_trials_operator`, and
+    an optional note on ~/note (std_msgs/String) before the verdict. Needs ROS 2 (rclpy)."""
+
+    def __init__(self) -> None:
+        try:
+            import rclpy
+            from rclpy.node import Node
+            from std_msgs.msg import String
+            from std_srvs.srv import Trigger
+        except ImportError as e:
+            raise TrialError(f"a ROS operator needs ROS 2 (rclpy: {e}); use the keyboard or --outcomes") from e
+        if not rclpy.ok():
+            rclpy.init()
+        self._rclpy, self.node = rclpy, Node("pirl_trials_operator")
+        self._events = {name: threading.Event() for name in ("start", "stop", "success", "failure")}
+        self._note = ""
+        for name, event in self._events.items():
+            self.node.create_service(Trigger, f"~/{name}", self._handler(event))
+        self.node.create_subscription(String, "~/note", self._on_note, 10)
+
+    def _handler(self, event: threading.Event):
+        def handle(request, response):
+            event.set()
+            response.success, response.message = True, "ok"
+            return response
+
+        return handle
+
+    def _on_note(self, msg) -> None:
+        self._note = str(msg.data)
+
+    def _wait(self, *names: str) -> str:
+        while True:
+            self._rclpy.spin_once(self.node, timeout_sec=0.1)
+            for name in names:
+                if self._events[name].is_set():
+                    self._events[name].clear()
+                    return name
+
+    def ready(self, episode: int, total: int) -> bool:
+        print(f"episode {episode + 1}/{total}: reset the scene, then call ~/start", flush=True)
+        return self._wait("start") == "start"
+
+    def watch(self) -> threading.Event:
+        stop = self._events["stop"]
+        stop.clear()
+
+        def spin() -> None:  # serve ~/stop while the episode runs
+            while not stop.is_set():
+                self._rclpy.spin_once(self.node, timeout_sec=0.1)
+
+        threading.Thread(target=spin, daemon=True).start()
+        return stop
+
+    def judge(self, episode: int, result: EpisodeResult) -> tuple[str, str]:
+        self._note = ""
+        print(f"episode {episode + 1} stopped ({result.stop_reason}): call ~/success or ~/failure", flush=True)
+        return self._wait("success", "failure"), self._note
 
 
 class DryRunRobot:

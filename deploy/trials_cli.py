@@ -17,7 +17,14 @@ from deploy.trials import KeyboardOperator, ScriptedOperator, TrialError, TrialL
 
 
 def _run(a: argparse.Namespace) -> None:
-    operator = ScriptedOperator(a.outcomes) if a.outcomes else KeyboardOperator()
+    if a.outcomes:
+        operator = ScriptedOperator(a.outcomes)
+    elif a.operator == "ros":
+        from deploy.trials import RosServiceOperator
+
+        operator = RosServiceOperator()
+    else:
+        operator = KeyboardOperator()
     if a.dry_run:
         from deploy.trials import DryRunRobot
 
@@ -66,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--time-limit", type=float, default=60.0, help="seconds per episode")
     r.add_argument("--dry-run", action="store_true", help="the ManiSkill sim arm instead of the robot")
     r.add_argument("--outcomes", help="outcomes file (success|failure [note] per line) instead of the keyboard")
+    r.add_argument("--operator", choices=["keyboard", "ros"], default="keyboard",
+                   help="ros: judge through the pirl_trials_operator node's services (~/start, ~/stop, ~/success, "
+                        "~/failure)")
     r.add_argument("--control-hz", type=float, default=20.0)
     r.add_argument("--seed", type=int, default=0, help="dry run: the first episode's scene seed")
     r.add_argument("--camera-topic", default="/camera/base_camera/image_raw")

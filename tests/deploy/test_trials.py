@@ -1,6 +1,7 @@
 """pirl-trials: statistics against hand-computed values, a dry-run session through the sim arm with outcomes from
 a file, resume, a crashed log, mixed engines refused, and the HTML report rendered in headless Chromium."""
 
+import importlib.util
 import json
 import logging
 import shutil
@@ -75,13 +76,18 @@ def test_resume_continues_the_count_and_a_second_session_is_refused(session, cap
         (d / "trials.jsonl").write_text(snapshot)
 
 
-def test_report_numbers_plots_and_html_in_headless_chromium(session, tmp_path):
+def test_report_numbers_plots_and_html_in_headless_chromium(session, tmp_path, monkeypatch):
     from deploy.trials_cli import main
 
     d, _ = session
     out = tmp_path / "report"
+    wandb = ["--wandb"] if importlib.util.find_spec("wandb") else []
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
     assert main(["report", "--real", str(d / "trials.jsonl"), "--sim", str(d / "sim_eval.json"),
-                 "--out", str(out)]) == 0
+                 "--out", str(out), *wandb]) == 0
+    if wandb:  # logged offline into the report directory, never touching the network
+        assert list((out / "wandb").glob("offline-run-*"))
     report = json.loads((out / "report.json").read_text())
     overall = next(r for r in report["rows"] if r["task"] == "PushCube-v1" and r["instruction"] == "(all)")
     assert overall["real"]["successes"] == 2 and overall["real"]["n"] == 3
