@@ -31,6 +31,9 @@ class CollectConfig:
     """0: the task's default (ManiSkill 50, StackCube 100; LIBERO the suite's limit)."""
     seed: int = 0
     resume: bool = False
+    expert_speed: float = 1.0
+    """ManiSkill experts: their largest step as a fraction of the controller's (< 1: a slower, teleop-like
+    demonstrator)."""
 
 
 def make_env_and_expert(cfg: CollectConfig):
@@ -54,7 +57,7 @@ def make_env_and_expert(cfg: CollectConfig):
     steps = cfg.max_episode_steps or (100 if cfg.task == "StackCube-v1" else 50)
     env = ManiSkillChunkEnv(cfg.task, ManiSkillConfig(tasks=(cfg.task,), num_envs=1, max_episode_steps=steps,
                                                        image_size=(cfg.image_size, cfg.image_size)))
-    return env, EXPERTS[cfg.task](env)
+    return env, EXPERTS[cfg.task](env, speed=cfg.expert_speed)
 
 
 def run_episode(env, expert, seed: int) -> Episode:
@@ -131,4 +134,5 @@ def _dataset_meta(cfg: CollectConfig) -> dict:
                             gripper="last dim, +1 = open, -1 = closed", control_hz=20.0)
         cameras, backend = ["base_camera"], "maniskill"
     return {"backend": backend, "task": cfg.task, "cameras": cameras, "image_size": [cfg.image_size] * 2,
+            "expert_speed": cfg.expert_speed,
             "action_space": space.to_dict(), "max_episode_steps": cfg.max_episode_steps}

@@ -46,3 +46,19 @@ def test_demos_cli_streams_a_dataset_and_resumes(tmp_path, capsys):
 def test_unknown_expert_task_is_refused():
     with pytest.raises(ValueError, match="no scripted expert for 'PlaceSphere-v1'"):
         make_env_and_expert(CollectConfig(task="PlaceSphere-v1"))
+
+
+def test_a_slower_expert_takes_longer_and_still_succeeds():
+    lengths = {}
+    for speed in (1.0, 0.35):
+        env, expert = make_env_and_expert(CollectConfig(task="PushCube-v1", image_size=32, expert_speed=speed))
+        try:
+            ep = run_episode(env, expert, seed=1000)
+        finally:
+            env.close()
+        assert ep.success
+        lengths[speed] = len(ep.actions)
+        assert np.abs(ep.actions[:, :3]).max() <= speed + 1e-6  # never steps further than its speed allows
+    assert lengths[0.35] > lengths[1.0]
+    with pytest.raises(ValueError, match=r"expert speed must be in \(0, 1\]"):
+        make_env_and_expert(CollectConfig(task="PushCube-v1", expert_speed=1.5))

@@ -16,8 +16,8 @@ def _p(actor) -> np.ndarray:
     return (p.detach().cpu().numpy() if hasattr(p, "detach") else np.asarray(p))[0].astype(np.float64)
 
 
-def _toward(tcp: np.ndarray, target: np.ndarray, gripper: float, gain: float = 1.0) -> np.ndarray:
-    delta = np.clip((target - tcp) / _POS_SCALE * gain, -1.0, 1.0)
+def _toward(tcp: np.ndarray, target: np.ndarray, gripper: float, max_step: float = 1.0) -> np.ndarray:
+    delta = np.clip((target - tcp) / _POS_SCALE, -max_step, max_step)
     return np.r_[delta, gripper].astype(np.float32)
 
 
@@ -27,8 +27,12 @@ class WaypointExpert:
 
     task = ""
 
-    def __init__(self, env):
-        self.env = env  # a ManiSkillChunkEnv
+    def __init__(self, env, speed: float = 1.0):
+        """`speed` in (0, 1]: the largest step the expert takes, as a fraction of the controller's (0.1 m);
+        below 1 it moves like a cautious teleoperator, slower than the controller allows."""
+        if not 0 < speed <= 1:
+            raise ValueError(f"expert speed must be in (0, 1], got {speed}")
+        self.env, self.speed = env, speed  # a ManiSkillChunkEnv
         self.raw = env.raw
         self.phase, self.steps_in_phase = 0, 0
 
@@ -46,7 +50,7 @@ class WaypointExpert:
         reached = np.linalg.norm(target - tcp) < tol and self.steps_in_phase >= min_steps
         if reached and self.phase < len(plan) - 1:
             self.phase, self.steps_in_phase = self.phase + 1, 0
-        return _toward(tcp, target, gripper)
+        return _toward(tcp, target, gripper, self.speed)
 
 
 class PickCubeExpert(WaypointExpert):
