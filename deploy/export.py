@@ -160,6 +160,8 @@ def engine_spec(policy: Policy, checkpoint: Path, graph: str, files: list[str], 
         "tokenizer": "tokenizer/",
         "action_space": policy.action_space.to_dict() if policy.action_space else None,
         "source_checkpoint": {"path": str(checkpoint.resolve()), "sha256": checkpoint_hash(checkpoint)},
+        # The simulated camera the policy was trained through (None: the task's default), for sim evaluation.
+        "sim_camera": json.loads((checkpoint / "config.json").read_text()).get("metadata", {}).get("camera"),
         "graph_files": files,
     }
 

@@ -79,7 +79,8 @@ def run(engine_dir: str, tasks: list[str], episodes: int, num_envs: int, num_exe
     engine = load_engine(engine_dir)
     print(f"pirl-eval-engine: {engine_dir} on {engine.backend}; tasks {tasks}")
     env = make_vec_env(EnvSpec(tasks=tuple(tasks), num_envs=num_envs, image_size=engine.spec["image_size"],
-                               camera_names=engine.cameras, max_episode_steps=max_episode_steps))
+                               camera_names=engine.cameras, max_episode_steps=max_episode_steps,
+                               camera=engine.spec.get("sim_camera")))
     per_env = max(1, -(-episodes // num_envs))
     try:
         result = {"engine": evaluate_engine(engine, env, per_env, num_executed, default_limits(engine)),

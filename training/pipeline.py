@@ -31,6 +31,9 @@ class PipelineConfig:
     """Scripted demos per task: few, so that SFT is clearly imperfect (as in the paper)."""
     expert_speed: float = 1.0
     """The scripted experts' top speed as a fraction of the controller's (training/data/experts)."""
+    camera_file: str = ""
+    """ManiSkill: a camera.yaml for every stage (demos record it; SFT, PPO and evaluation render through it);
+    "" keeps each task's default camera."""
     methods: tuple[str, ...] = ("flow_noise",)
     """PPO methods to run from the same SFT checkpoint (flow_noise, flow_sde)."""
     workers: int = 2
@@ -64,7 +67,8 @@ def run_pipeline(cfg: PipelineConfig, file_cfg: dict[str, Any], progress: bool =
         t = time.time()
         summary = collect(CollectConfig(task=task, episodes=cfg.demo_episodes, out=str(d), workers=cfg.workers,
                                         image_size=cfg.image_size, resume=d.exists(),
-                                        expert_speed=cfg.expert_speed), progress=progress)
+                                        expert_speed=cfg.expert_speed, camera_file=cfg.camera_file),
+                         progress=progress)
         timings[f"demos {task}"] = time.time() - t
         print(f"demos: {task} expert success {summary['success_rate']:.0%} over {summary['episodes']} episodes")
 

@@ -30,6 +30,9 @@ class SFTConfig:
     grad_clip: float = 1.0
     train_prefix: bool = True
     """SFT trains the whole VLA (a from-scratch tiny model must learn to see); PPO freezes the prefix."""
+    random_shift: int = 0
+    """Shift every training image by up to this many pixels (edge-padded random crop, as DrQ and Diffusion
+    Policy do): few demos then teach positions rather than memorized frames. 0: off."""
     seed: int = 0
 
 
@@ -64,6 +67,16 @@ def prepare_demos(policy: Policy, obs: dict[str, Any], actions: np.ndarray,
     if action_valid is not None:
         mask &= torch.as_tensor(action_valid, device=policy.device)[..., None]
     return DemoTensors(inputs, acts, mask)
+
+
+def random_shift(images: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """uint8 (B, S, S, 3) -> the same images, each shifted by its own integer offset in [-pad, pad] per axis
+    (edge padding, so no black borders appear)."""
+    b, s = images.shape[0], images.shape[1]
+    padded = torch.nn.functional.pad(images.permute(0, 3, 1, 2).float(), (pad,) * 4, mode="replicate")
+    dy, dx = (torch.randint(0, 2 * pad + 1, (2, b), generator=gen)).tolist()
+    out = torch.stack([padded[i, :, dy[i]: dy[i] + s, dx[i]: dx[i] + s] for i in range(b)])
+    return out.permute(0, 2, 3, 1).to(images.dtype)
 
 
 def _beta_time(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -111,6 +124,9 @@ def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool
     for _ in bar:
         idx = torch.randint(0, len(demos), (min(cfg.batch_size, len(demos)),), generator=gen)
         obs, actions, mask = demos.batch(idx)
+        if cfg.random_shift:
+            obs = Observation({c: random_shift(im, cfg.random_shift, gen) for c, im in obs.images.items()},
+                              obs.state, obs.tokens, obs.token_mask)
         # Noise and flow times from the run's own generator: the run is reproducible whatever else used torch.
         noise = torch.randn(actions.shape, generator=gen).to(actions)
         time = _beta_time(len(idx), gen).to(actions)

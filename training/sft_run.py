@@ -43,6 +43,11 @@ class SFTRunConfig:
     """0: the simulator's default."""
     eval_num_executed: int = 5
     """Actions executed per chunk in the evaluation (PPO's default)."""
+    use_state: bool = True
+    """Feed the robot state (joint positions) to the policy; False: images and instruction only (see
+    PolicyConfig.use_state)."""
+    random_shift: int = 0
+    """Image augmentation: shift training images by up to this many pixels (0: off)."""
     value_source: str = ""
     """Override the preset's critic input: "expert" (pi0 style) or "prefix" (pi0.5 style); "" keeps it."""
     seed: int = 0
@@ -67,6 +72,10 @@ def load_demos(paths: list[str], max_episodes: int) -> tuple[list[DemoDataset], 
                              f"other datasets' {space.kind} {space.names}")
         space = this_space
         datasets.append(data)
+    cameras = {json.dumps(d.meta.get("camera"), sort_keys=True) for d in datasets}
+    if len(cameras) > 1:
+        raise ValueError(f"the datasets {paths} were recorded through different cameras (meta.json 'camera'); "
+                         "a policy sees one camera placement: collect them all with the same --camera-file")
     return datasets, space
 
 
@@ -74,8 +83,8 @@ class SimEval:
     """The periodic in-sim evaluation of an SFT run: success of the ODE policy on the held-out seeds every
     `eval_every` steps and at the last step, appended to `sft_evals.jsonl`."""
 
-    def __init__(self, policy: Policy, tasks: list[str], cfg: SFTRunConfig, out: Path):
-        self.policy, self.tasks, self.cfg, self.out = policy, tasks, cfg, out
+    def __init__(self, policy: Policy, tasks: list[str], cfg: SFTRunConfig, out: Path, camera: dict | None):
+        self.policy, self.tasks, self.cfg, self.out, self.camera = policy, tasks, cfg, out, camera
         self.env = None
         self.history: list[dict] = []
 
@@ -86,7 +95,8 @@ class SimEval:
             self.env = make_vec_env(EnvSpec(tasks=tuple(self.tasks), num_envs=self.cfg.eval_envs,
                                             image_size=self.policy.cfg.vision.image_size,
                                             camera_names=self.policy.cfg.camera_names,
-                                            max_episode_steps=self.cfg.eval_max_episode_steps))
+                                            max_episode_steps=self.cfg.eval_max_episode_steps,
+                                            camera=self.camera))
         o = evaluate(self.policy, self.env, self.cfg.eval_episodes_per_env, self.cfg.eval_num_executed)["overall"]
         record = {"step": step, "success": o["success"], "ci95": o["ci95"], "n": o["n"]}
         self.history.append(record)
@@ -109,6 +119,7 @@ def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
     paths = [p for p in cfg.data.split(",") if p]
     datasets, space = load_demos(paths, cfg.max_episodes)
     tasks = [d.meta["task"] for d in datasets]
+    camera = datasets[0].meta.get("camera")  # the same for all (load_demos checks)
     h = preset.action_horizon
     val_sets = []
     for d in datasets:  # hold out the last episodes of each dataset for the validation loss
@@ -128,7 +139,7 @@ def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
     vision = dataclasses.replace(preset.vision, image_size=size)
     pcfg = dataclasses.replace(preset, camera_names=cams, vision=vision,
                                state_dim=max(preset.state_dim, samples["state"].shape[1]),
-                               value_source=cfg.value_source or preset.value_source)
+                               value_source=cfg.value_source or preset.value_source, use_state=cfg.use_state)
     policy = Policy.create(pcfg, sorted(set(samples["instruction"])), samples["state"], samples["actions"],
                            seed=cfg.seed, action_space=space)
     episodes = sum(len(d) for d in datasets)
@@ -145,15 +156,17 @@ def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
                             np.concatenate([p["actions"] for p in vparts]),
                             np.concatenate([p["action_valid"] for p in vparts]))
     val_log: list[tuple[int, float]] = []
-    sim_eval = SimEval(policy, tasks, cfg, out) if cfg.eval_every else None
+    sim_eval = SimEval(policy, tasks, cfg, out, camera) if cfg.eval_every else None
     try:
-        losses = train_sft(policy, demos, SFTConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                                                    seed=cfg.seed), progress=progress, val=val,
-                           val_every=cfg.val_every, val_log=val_log, on_step=sim_eval)
+        sft = SFTConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, random_shift=cfg.random_shift,
+                        seed=cfg.seed)
+        losses = train_sft(policy, demos, sft, progress=progress, val=val, val_every=cfg.val_every,
+                           val_log=val_log, on_step=sim_eval)
     finally:
         if sim_eval is not None:
             sim_eval.close()
-    save_checkpoint(out / "checkpoint", policy, metadata={"sft": asdict(cfg), "tasks": tasks, "episodes": episodes})
+    save_checkpoint(out / "checkpoint", policy, metadata={"sft": asdict(cfg), "tasks": tasks, "episodes": episodes,
+                                                                  "camera": camera})
     metrics = {"loss_first10": float(np.mean(losses[:10])), "loss_last10": float(np.mean(losses[-10:])),
                "val_loss": val_log, "sim_success": sim_eval.history if sim_eval else [],
                "seconds": time.time() - t0, "tasks": tasks, "episodes": episodes}

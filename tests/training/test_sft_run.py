@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from training.data.demos import DemoWriter, Episode
 from training.policy.action_space import ActionSpace
@@ -33,3 +34,50 @@ def test_sft_evaluates_in_sim_every_n_steps_and_at_the_end(tmp_path):
         assert r["n"] == 1 and r["success"] in (0.0, 1.0) and 0 <= r["ci95"][0] <= r["ci95"][1] <= 1
     metrics = json.loads((out / "sft_metrics.json").read_text())
     assert [r["step"] for r in metrics["sim_success"]] == [2, 4, 5]
+
+
+def test_the_demo_camera_travels_with_the_dataset_and_checkpoint(tmp_path):
+    """Demos recorded through a camera file: the dataset and the SFT checkpoint record the camera, and PPO's env
+    (built from the checkpoint alone) renders the very frames the demos saw."""
+    pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test` (extra: sim)")
+    from training.data.collect import CollectConfig, collect
+    from training.data.demos import DemoDataset
+    from training.envs.camera import CameraSpec, look_at
+    from training.policy.checkpoint import load_checkpoint
+    from training.ppo.run import PPORunConfig, _tasks_and_env
+
+    cam = look_at("base_camera", np.array([1.1, 0.0, 0.5]), np.array([0.6, 0.0, 0.0]), 64, 64, 50.0)
+    cam.save(tmp_path / "camera.yaml")
+    collect(CollectConfig(task="PushCube-v1", episodes=1, out=str(tmp_path / "demos"), workers=1, image_size=32,
+                          camera_file=str(tmp_path / "camera.yaml")), progress=False)
+    data = DemoDataset(tmp_path / "demos")
+    recorded = CameraSpec.from_dict(data.meta["camera"])
+    assert (recorded.width, recorded.height) == (32, 32)  # scaled to the dataset's image size
+    np.testing.assert_allclose(recorded.K[0, 0], cam.K[0, 0] / 2)
+    np.testing.assert_allclose(recorded.T_base_camera, cam.T_base_camera)
+
+    out = tmp_path / "sft"
+    run_sft(SFTRunConfig(data=str(tmp_path / "demos"), out=str(out), steps=2, batch_size=4, val_episodes=0),
+            progress=False)
+    meta = json.loads((out / "checkpoint" / "config.json").read_text())["metadata"]
+    assert meta["camera"] == data.meta["camera"]
+
+    policy = load_checkpoint(out / "checkpoint")
+    tasks, camera, env = _tasks_and_env(PPORunConfig(init=str(out / "checkpoint"), num_envs=1), policy,
+                                        str(out / "checkpoint"))
+    try:
+        first = env.reset(seed=data.records[0]["seed"])["images"]["base_camera"][0]
+    finally:
+        env.close()
+    assert tasks == ("PushCube-v1",) and camera == data.meta["camera"]
+    demo_first = data.episode(0).images["base_camera"][0]
+    assert np.abs(first.astype(int) - demo_first.astype(int)).mean() < 1.0
+    default_view = np.abs(first.astype(int) - _default_camera_frame(data.records[0]["seed"]).astype(int)).mean()
+    assert default_view > 10  # and the camera file did move the camera
+
+
+def _default_camera_frame(seed: int) -> np.ndarray:
+    from training.envs.factory import EnvSpec, make_vec_env
+
+    with make_vec_env(EnvSpec(tasks=("PushCube-v1",), num_envs=1, image_size=32)) as env:
+        return env.reset(seed=seed)["images"]["base_camera"][0]

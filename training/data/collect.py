@@ -34,6 +34,10 @@ class CollectConfig:
     expert_speed: float = 1.0
     """ManiSkill experts: their largest step as a fraction of the controller's (< 1: a slower, teleop-like
     demonstrator)."""
+    camera_file: str = ""
+    """ManiSkill: a camera.yaml placing the camera (e.g. `configs/cameras/workspace.yaml`, or one that
+    `pirl-calibrate` wrote); "" keeps the task's default camera. The dataset records it, and SFT, PPO and
+    evaluation render through the same camera."""
 
 
 def make_env_and_expert(cfg: CollectConfig):
@@ -56,7 +60,8 @@ def make_env_and_expert(cfg: CollectConfig):
                          "libero_spatial/0..3")
     steps = cfg.max_episode_steps or (100 if cfg.task == "StackCube-v1" else 50)
     env = ManiSkillChunkEnv(cfg.task, ManiSkillConfig(tasks=(cfg.task,), num_envs=1, max_episode_steps=steps,
-                                                       image_size=(cfg.image_size, cfg.image_size)))
+                                                       image_size=(cfg.image_size, cfg.image_size),
+                                                       camera_file=_camera(cfg)))
     return env, EXPERTS[cfg.task](env, speed=cfg.expert_speed)
 
 
@@ -119,6 +124,15 @@ def collect(cfg: CollectConfig, progress: bool = True) -> dict:
             "mean_length": float(np.mean([r["length"] for r in writer.records])), "out": str(Path(cfg.out))}
 
 
+def _camera(cfg: CollectConfig) -> dict | None:
+    """The camera.yaml's contents at the dataset's image size (None: the task's default camera)."""
+    if not cfg.camera_file:
+        return None
+    from training.envs.camera import CameraSpec
+
+    return CameraSpec.load(cfg.camera_file).scaled(cfg.image_size, cfg.image_size).to_dict()
+
+
 def _dataset_meta(cfg: CollectConfig) -> dict:
     """What the dataset holds, known before any episode is played (so resume can check it)."""
     from training.policy.action_space import ActionSpace
@@ -128,11 +142,14 @@ def _dataset_meta(cfg: CollectConfig) -> dict:
                             units="normalized OSC_POSE deltas in [-1, 1] (xyz 5 cm, rotation 0.5 rad a step)",
                             gripper="last dim, -1 = open, +1 = closed", control_hz=20.0)
         cameras, backend = ["agentview", "wrist"], "libero"
+        if cfg.camera_file:
+            raise ValueError("LIBERO renders its own agentview and wrist cameras; --camera-file applies to "
+                             "ManiSkill tasks only")
     else:
         space = ActionSpace("ee_delta_pose", ("dx", "dy", "dz", "gripper"),
                             units="normalized pd_ee_delta_pos deltas in [-1, 1] (10 cm a step)",
                             gripper="last dim, +1 = open, -1 = closed", control_hz=20.0)
         cameras, backend = ["base_camera"], "maniskill"
     return {"backend": backend, "task": cfg.task, "cameras": cameras, "image_size": [cfg.image_size] * 2,
-            "expert_speed": cfg.expert_speed,
+            "expert_speed": cfg.expert_speed, "camera": None if is_libero(cfg.task) else _camera(cfg),
             "action_space": space.to_dict(), "max_episode_steps": cfg.max_episode_steps}

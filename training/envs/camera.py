@@ -99,21 +99,26 @@ class CameraSpec:
             raise FileNotFoundError(f"camera file {path} not found") from None
         except yaml.YAMLError as e:
             raise ValueError(f"{path} is not valid YAML: {e}") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "camera") -> "CameraSpec":
+        """The camera a `to_dict()` (or a camera.yaml's mapping) describes; `source` names it in errors."""
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping with name, width, height, K, T_base_camera")
+            raise ValueError(f"{source}: expected a mapping with name, width, height, K, T_base_camera")
         missing = [k for k in ("name", "width", "height", "K", "T_base_camera") if k not in data]
         if missing:
-            raise ValueError(f"{path}: missing fields {missing} (a camera.yaml needs name, width, height, K, "
+            raise ValueError(f"{source}: missing fields {missing} (a camera.yaml needs name, width, height, K, "
                              "T_base_camera; distortion and frame are optional)")
         if data.get("frame", FRAME) != FRAME:
-            raise ValueError(f"{path}: frame {data['frame']!r} is not supported; write poses in {FRAME!r}")
+            raise ValueError(f"{source}: frame {data['frame']!r} is not supported; write poses in {FRAME!r}")
         try:
             return cls(name=str(data["name"]), width=int(data["width"]), height=int(data["height"]),
                        K=np.asarray(data["K"], float), T_base_camera=np.asarray(data["T_base_camera"], float),
                        distortion=np.asarray(data.get("distortion", [0.0] * 5), float),
                        quality=data.get("quality") or {})
         except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
+            raise ValueError(f"{source}: {e}") from None
 
 
 def look_at(name: str, eye_base: np.ndarray, target_base: np.ndarray, width: int, height: int,

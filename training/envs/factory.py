@@ -19,6 +19,9 @@ class EnvSpec:
     sim_backend: str = "cpu"
     privileged: bool = False
     """Also return sim-only state as obs["privileged"] (ManiSkill CPU backend) for an asymmetric critic."""
+    camera: dict | None = None
+    """ManiSkill: the camera the policy was trained with (`CameraSpec.to_dict()`, recorded in datasets,
+    checkpoints and engines); None: the task's default camera."""
 
 
 def is_libero(task: str) -> bool:
@@ -48,7 +51,8 @@ def make_vec_env(spec: EnvSpec):
     return make_maniskill_vec_env(ManiSkillConfig(
         tasks=spec.tasks, num_envs=spec.num_envs, image_size=(spec.image_size, spec.image_size),
         max_episode_steps=spec.max_episode_steps or 50, reward_mode=spec.reward_mode,
-        camera_name=spec.camera_names[0], sim_backend=spec.sim_backend, privileged=spec.privileged))
+        camera_name=spec.camera_names[0], sim_backend=spec.sim_backend, privileged=spec.privileged,
+        camera_file=spec.camera))
 
 
 def _make_libero(spec: EnvSpec):
@@ -65,6 +69,8 @@ def _make_libero(spec: EnvSpec):
         raise ValueError("LIBERO runs on the CPU (MuJoCo); use sim_backend 'cpu'")
     if spec.privileged:
         raise ValueError("LIBERO envs offer no privileged critic state; use critic: policy")
+    if spec.camera is not None:
+        raise ValueError("LIBERO renders its own agentview and wrist cameras; a camera file applies to ManiSkill only")
     return LiberoVecEnv(LiberoConfig(suite=suites[0], task_ids=tuple(i for _, i in parsed), num_envs=spec.num_envs,
                                      image_size=(spec.image_size, spec.image_size), cameras=spec.camera_names,
                                      max_episode_steps=spec.max_episode_steps or None))

@@ -36,8 +36,9 @@ class ManiSkillConfig:
     num_envs: int = 2
     image_size: tuple[int, int] = (64, 64)
     """(height, width) of every camera image."""
-    camera_file: str | None = None
-    """camera.yaml placing the task's camera; None keeps the task's default camera."""
+    camera_file: str | dict | None = None
+    """camera.yaml placing the task's camera, or its contents (`CameraSpec.to_dict()`, as demo datasets and
+    checkpoints record the camera they were made with); None keeps the task's default camera."""
     camera_name: str = "base_camera"
     control_mode: str = "pd_ee_delta_pos"
     reward_mode: str = "sparse"
@@ -68,7 +69,8 @@ def _sensor_overrides(cfg: ManiSkillConfig) -> tuple[dict, CameraSpec | None]:
     h, w = cfg.image_size
     if cfg.camera_file is None:
         return {cfg.camera_name: {"width": w, "height": h}}, None
-    spec = CameraSpec.load(cfg.camera_file)
+    spec = (CameraSpec.from_dict(cfg.camera_file) if isinstance(cfg.camera_file, dict)
+            else CameraSpec.load(cfg.camera_file))
     if (spec.height, spec.width) != (h, w):
         spec = spec.scaled(w, h)
     import sapien
@@ -199,6 +201,9 @@ class ManiSkillGPUVecEnv:
         self.image_size = cfg.image_size
         if cfg.privileged:
             raise ValueError("the GPU backend does not offer privileged critic state yet; use critic: policy")
+        if cfg.camera_file is not None:
+            raise ValueError("the GPU backend does not place cameras from a camera file yet; collect demos and train "
+                             "with the task's default camera (no camera_file) for GPU runs")
         self.privileged_dim = 0
         self._groups = []  # (task, env, indices into the batch)
         for task in dict.fromkeys(self.tasks):

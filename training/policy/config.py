@@ -81,6 +81,10 @@ class PolicyConfig:
     camera_names: tuple[str, ...] = ("base",)
     state_dim: int = 8
     """Model-side state size; a robot's real state is zero-padded up to it."""
+    use_state: bool = True
+    """False: the state token reads zeros (no proprioception). With a few demos, the joint positions predict the
+    next action so well that SFT never learns to look (the "copycat" shortcut) and the policy replays an
+    average trajectory wherever the object is; without them it must find the object in the image."""
     action_dim: int = 8
     """Model-side action size; a robot's real action is zero-padded up to it (pi0: 32)."""
     action_horizon: int = 8

@@ -174,6 +174,8 @@ class FlowVLA(nn.Module):
             raise ValueError(f"expected x_t ({b}, {c.action_horizon}, {c.action_dim}), state ({b}, {c.state_dim}), "
                              f"t ({b},); got {tuple(x_t.shape)}, {tuple(state.shape)}, {tuple(t.shape)}")
         ew = self.cfg.expert.width
+        if not self.cfg.use_state:
+            state = torch.zeros_like(state)
         state_tok = self.state_proj(state)[:, None, :]  # (B, 1, ew)
         action_tok = self.action_in_proj(x_t)  # (B, H, ew)
         time_emb = posemb_sincos(t, ew).to(action_tok.dtype)  # (B, ew)

@@ -50,17 +50,20 @@ class PPORunConfig:
     """Log to Weights & Biases when installed (offline unless WANDB_API_KEY is set)."""
 
 
-def _tasks_and_env(run: PPORunConfig, policy, privileged: bool = False) -> tuple[tuple[str, ...], object]:
-    """The run's tasks (flag, else those the init checkpoint was trained on) and its ManiSkill env."""
-    meta_tasks = json.loads((Path(run.init) / "config.json").read_text())["metadata"].get("tasks", [])
+def _tasks_and_env(run: PPORunConfig, policy, start: str,
+                   privileged: bool = False) -> tuple[tuple[str, ...], dict | None, object]:
+    """The run's tasks (flag, else those the init checkpoint was trained on), the camera the checkpoint was
+    trained through, and the env."""
+    meta = json.loads((Path(start) / "config.json").read_text())["metadata"]
+    meta_tasks, camera = meta.get("tasks", []), meta.get("camera")
     tasks = tuple(t for t in run.tasks.split(",") if t) or tuple(meta_tasks)
     if not tasks:
         raise ValueError("no tasks: pass --tasks (the checkpoint does not record the tasks it was trained on)")
     env = make_vec_env(EnvSpec(tasks=tasks, num_envs=run.num_envs, image_size=policy.cfg.vision.image_size,
                                camera_names=policy.cfg.camera_names, max_episode_steps=run.max_episode_steps,
                                reward_mode=run.reward_mode, sim_backend=run.sim_backend,
-                               privileged=privileged))
-    return tasks, env
+                               privileged=privileged, camera=camera))
+    return tasks, camera, env
 
 
 def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
@@ -90,7 +93,7 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
     barrier()  # rank 0 has checked the run directory
     policy = load_checkpoint(start)
     broadcast_parameters(policy.model)
-    tasks, env = _tasks_and_env(run, policy, privileged=cfg.critic == "privileged")
+    tasks, camera, env = _tasks_and_env(run, policy, start, privileged=cfg.critic == "privileged")
     sampler = cfg.sampler()
     learner = PPOLearner(policy, cfg, privileged_dim=env.privileged_dim)
     if learner.critic is not None:
@@ -131,7 +134,8 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
     def save() -> None:
         generators = gather_objects(collector.generator.get_state())
         if lead:
-            ckpt = save_checkpoint(out / "checkpoint", policy, metadata={"tasks": list(tasks), "ppo": asdict(cfg)})
+            meta = {"tasks": list(tasks), "ppo": asdict(cfg), "camera": camera}
+            ckpt = save_checkpoint(out / "checkpoint", policy, metadata=meta)
             torch.save({"learner": learner.state_dict(), "generators": generators}, ckpt / LEARNER_FILE)
         barrier()
 

@@ -70,6 +70,22 @@ def test_velocity_reads_images_instruction_state_and_time_but_not_padding():
     torch.testing.assert_close(vel(dataclasses.replace(obs, tokens=padded)), base, atol=1e-6, rtol=0)
 
 
+def test_a_policy_without_state_ignores_it_but_still_sees_the_images():
+    cfg = dataclasses.replace(micro_config(), use_state=False)
+    model = FlowVLA(cfg).eval()
+    obs = _obs(cfg)
+    x_t, t = torch.randn(3, cfg.action_horizon, cfg.action_dim), torch.full((3,), 0.5)
+
+    def vel(o: Observation) -> torch.Tensor:
+        with torch.no_grad():
+            return model.velocity(model.encode_prefix(o), o.state, x_t, t).velocity
+
+    base = vel(obs)
+    torch.testing.assert_close(vel(dataclasses.replace(obs, state=torch.randn_like(obs.state) * 5)), base)
+    wrist = dict(obs.images, wrist=torch.flip(obs.images["wrist"], dims=[1]))
+    assert not torch.allclose(vel(dataclasses.replace(obs, images=wrist)), base)
+
+
 def test_prefix_cannot_see_the_suffix_and_state_cannot_see_actions():
     cfg = micro_config()
     model = FlowVLA(cfg)
