@@ -54,6 +54,10 @@ class ManiSkillConfig:
     """A worker that does not answer within this time is reported, not waited on forever."""
     privileged: bool = False
     """Also return the simulator state (object/goal poses) as obs["privileged"], for an asymmetric critic."""
+    absorbing_success: bool = True
+    """Dense reward modes: a success ends the episode, so it pays its (maximal) reward once for every step left
+    until the time limit, as if the success state were absorbing. Without this, ending early forfeits the
+    per-step reward that a policy hovering next to the goal keeps collecting, and PPO learns to avoid success."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,6 +96,16 @@ def make_maniskill(task: str, cfg: ManiSkillConfig, num_envs: int = 1) -> gym.En
     if cfg.sim_backend == "cpu":
         kwargs["render_backend"] = "cpu"
     return gym.make(task, **kwargs)
+
+
+def success_bonus(reward: np.ndarray, success: np.ndarray, terminated: np.ndarray, elapsed: np.ndarray,
+                  cfg: ManiSkillConfig) -> np.ndarray:
+    """The extra reward of `ManiSkillConfig.absorbing_success` for one env step (arrays over envs): the success
+    step's reward (ManiSkill's dense rewards give success their maximum) times the steps left to the limit."""
+    if not cfg.absorbing_success or cfg.reward_mode == "sparse":
+        return np.zeros_like(reward)
+    left = np.maximum(cfg.max_episode_steps - elapsed, 0)
+    return np.where(success & terminated, reward * left, 0.0).astype(reward.dtype)
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -156,8 +170,10 @@ class ManiSkillChunkEnv(ChunkEnv):
 
     def sim_step(self, action: np.ndarray) -> tuple[float, bool, bool, bool]:
         _, r, term, trunc, info = self.env.step(action[None])
-        return (float(_to_numpy(r).sum()), bool(_to_numpy(info.get("success", False)).any()),
-                bool(_to_numpy(term).any()), bool(_to_numpy(trunc).any()))
+        r, term = _to_numpy(r).reshape(-1), _to_numpy(term).reshape(-1).astype(bool)
+        success = _to_numpy(info.get("success", False)).reshape(-1).astype(bool)
+        r = r + success_bonus(r, success, term, _to_numpy(self.raw.elapsed_steps).reshape(-1), self.cfg)
+        return float(r.sum()), bool(success.any()), bool(term.any()), bool(_to_numpy(trunc).any())
 
     def close(self) -> None:
         self.env.close()
@@ -265,6 +281,7 @@ class ManiSkillGPUVecEnv:
                 _, r, te, tr, info = env.step(torch.as_tensor(action, device=env.unwrapped.device))
                 r, te, tr = _to_numpy(r), _to_numpy(te).astype(bool), _to_numpy(tr).astype(bool)
                 s = _to_numpy(info.get("success", np.zeros(len(idx), bool))).astype(bool)
+                r = r + success_bonus(r, s, te, _to_numpy(env.unwrapped.elapsed_steps), self.cfg)
                 reward[idx] += np.where(active, r, 0.0)
                 executed[idx] += active
                 success[idx] |= s & active

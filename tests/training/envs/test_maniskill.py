@@ -142,3 +142,29 @@ def test_a_dead_worker_is_reported_by_env_without_a_hang():
     assert all(not p.is_alive() for p in env.processes), "the rest of the pool was shut down"
     with pytest.raises(EnvError, match="closed"):
         env.step(np.zeros((2, 2, env.action_dim), np.float32))
+
+
+@pytest.mark.parametrize("absorbing", [True, False])
+def test_a_dense_success_pays_for_the_steps_it_leaves(absorbing):
+    """With dense rewards, succeeding early must not earn less than hovering near the goal until the limit."""
+    from training.data.experts.maniskill import PushCubeExpert
+
+    cfg = ManiSkillConfig(tasks=("PushCube-v1",), num_envs=1, render=False, reward_mode="normalized_dense",
+                          max_episode_steps=40, absorbing_success=absorbing)
+    env = ManiSkillChunkEnv("PushCube-v1", cfg)
+    try:
+        env.sim_reset(3)
+        expert = PushCubeExpert(env)
+        rewards = []
+        for _ in range(40):
+            r, success, terminated, _ = env.sim_step(expert.act())
+            rewards.append(r)
+            if terminated:
+                break
+    finally:
+        env.close()
+    assert success and terminated and len(rewards) < 30  # the expert succeeds well before the limit
+    assert all(0.0 <= r <= 1.0 for r in rewards[:-1])  # normalized dense reward before the success
+    left = 40 - len(rewards)
+    expected = 1.0 * (1 + left) if absorbing else 1.0
+    assert rewards[-1] == pytest.approx(expected, rel=1e-5)
