@@ -26,7 +26,7 @@ def _check(cond: bool, msg: str) -> None:
 
 @dataclass(frozen=True)
 class VisionConfig:
-    """SigLIP-style ViT: non-overlapping patches, learned positions, pre-LN blocks."""
+    """SigLIP-style ViT: non-overlapping patches, pre-LN blocks."""
 
     image_size: int = 64
     """Square input resolution in pixels (images are resized to this before the policy)."""
@@ -35,12 +35,20 @@ class VisionConfig:
     depth: int = 2
     mlp_dim: int = 256
     num_heads: int = 4
+    pos_embed: str = "learned"
+    """"learned" (SigLIP's, so released weights load) or "sincos2d": fixed 2-D sine-cosine positions (MAE).
+    A ViT trained from scratch on a few dozen demos cannot learn where things are from small random position
+    embeddings, and where the object is is the whole task; the small presets use the fixed ones."""
 
     def __post_init__(self) -> None:
         _check(self.image_size % self.patch_size == 0,
                f"vision.image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
         _check(self.width % self.num_heads == 0,
                f"vision.width {self.width} must be divisible by num_heads {self.num_heads}")
+        _check(self.pos_embed in ("learned", "sincos2d"),
+               f"vision.pos_embed must be 'learned' or 'sincos2d', got {self.pos_embed!r}")
+        _check(self.pos_embed != "sincos2d" or self.width % 4 == 0,
+               f"vision.width {self.width} must be a multiple of 4 for sincos2d positions")
 
     @property
     def num_patches(self) -> int:

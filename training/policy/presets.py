@@ -19,7 +19,8 @@ def tiny() -> PolicyConfig:
     """About 3M parameters; 64x64 images; trains on a laptop CPU in minutes."""
     return PolicyConfig(
         name="tiny",
-        vision=VisionConfig(image_size=64, patch_size=8, width=128, depth=3, mlp_dim=384, num_heads=4),
+        vision=VisionConfig(image_size=64, patch_size=8, width=128, depth=3, mlp_dim=384, num_heads=4,
+                            pos_embed="sincos2d"),
         prefix=DecoderConfig(width=192, depth=4, mlp_dim=512, num_heads=4, num_kv_heads=1, head_dim=48),
         expert=DecoderConfig(width=128, depth=4, mlp_dim=384, num_heads=4, num_kv_heads=1, head_dim=48),
         vocab_size=512, max_token_len=16, state_dim=8, action_dim=8, action_horizon=8,
@@ -31,7 +32,8 @@ def small() -> PolicyConfig:
     """About 40M parameters; 96x96 images; a single-GPU model for quick experiments."""
     return PolicyConfig(
         name="small",
-        vision=VisionConfig(image_size=96, patch_size=8, width=256, depth=6, mlp_dim=1024, num_heads=4),
+        vision=VisionConfig(image_size=96, patch_size=8, width=256, depth=6, mlp_dim=1024, num_heads=4,
+                            pos_embed="sincos2d"),
         prefix=DecoderConfig(width=512, depth=8, mlp_dim=2048, num_heads=8, num_kv_heads=1, head_dim=64),
         expert=DecoderConfig(width=256, depth=8, mlp_dim=1024, num_heads=8, num_kv_heads=1, head_dim=64),
         vocab_size=4096, max_token_len=32, state_dim=32, action_dim=32, action_horizon=16,

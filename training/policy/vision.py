@@ -30,6 +30,20 @@ class ViTBlock(nn.Module):
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x)), approximate="tanh"))
 
 
+def sincos_2d(grid: int, width: int) -> Tensor:
+    """(grid * grid, width) fixed positions, row-major patches: sin/cos of the row in the first half of the
+    channels and of the column in the second (MAE's 2-D sine-cosine embedding), unit scale."""
+    quarter = width // 4
+    freqs = 1.0 / (10_000 ** (torch.arange(quarter, dtype=torch.float32) / quarter))  # (width/4,)
+    rows, cols = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32),
+                                indexing="ij")
+    parts = []
+    for coord in (rows.reshape(-1), cols.reshape(-1)):
+        angles = coord[:, None] * freqs[None, :]  # (P, width/4)
+        parts += [torch.sin(angles), torch.cos(angles)]
+    return torch.cat(parts, dim=1)
+
+
 class VisionEncoder(nn.Module):
     """uint8 images (B, H, W, 3) -> tokens (B, num_patches, out_dim)."""
 
@@ -37,7 +51,11 @@ class VisionEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.patch_embed = nn.Conv2d(3, cfg.width, kernel_size=cfg.patch_size, stride=cfg.patch_size)
-        self.pos_embed = nn.Parameter(torch.randn(1, cfg.num_patches, cfg.width) * 0.02)
+        if cfg.pos_embed == "learned":
+            self.pos_embed = nn.Parameter(torch.randn(1, cfg.num_patches, cfg.width) * 0.02)
+        else:  # fixed, not saved: a function of the config
+            grid = cfg.image_size // cfg.patch_size
+            self.register_buffer("pos_embed", sincos_2d(grid, cfg.width)[None], persistent=False)
         self.blocks = nn.ModuleList(ViTBlock(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.width, eps=1e-6)
         self.head = nn.Linear(cfg.width, out_dim)  # PaliGemma's multimodal projector

@@ -86,6 +86,25 @@ def test_a_policy_without_state_ignores_it_but_still_sees_the_images():
     assert not torch.allclose(vel(dataclasses.replace(obs, images=wrist)), base)
 
 
+def test_fixed_2d_positions_tell_every_patch_apart_and_are_not_trained():
+    from training.policy.vision import sincos_2d
+
+    pos = sincos_2d(8, 32)  # (64 patches, 32)
+    assert pos.shape == (64, 32)
+    dist = torch.cdist(pos, pos)
+    assert (dist + torch.eye(64) * 1e3).min() > 0.1  # no two patches share a position
+    # the row lives in the first half of the channels, the column in the second: patches in one row share it
+    torch.testing.assert_close(pos[0, :16], pos[7, :16])
+    assert not torch.allclose(pos[0, 16:], pos[7, 16:])
+    cfg = micro_config()
+    cfg = dataclasses.replace(cfg, vision=dataclasses.replace(cfg.vision, pos_embed="sincos2d"))
+    model = FlowVLA(cfg)
+    assert "vision.pos_embed" not in model.state_dict()  # a function of the config: nothing to save or train
+    assert all("pos_embed" not in name for name, _ in model.named_parameters())
+    with pytest.raises(ValueError, match="pos_embed"):
+        dataclasses.replace(cfg.vision, pos_embed="rope")
+
+
 def test_prefix_cannot_see_the_suffix_and_state_cannot_see_actions():
     cfg = micro_config()
     model = FlowVLA(cfg)
