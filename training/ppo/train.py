@@ -68,6 +68,10 @@ class PPOConfig:
     """"policy": the policy's value head (on its features); "privileged": an MLP over the simulator state
     (asymmetric actor-critic, ManiSkill CPU envs; the policy itself never sees that state)."""
     critic_hidden: int = 256
+    critic_epochs: int = 0
+    """Privileged critic: extra value-only passes over each rollout before the PPO epochs (an MLP on sim
+    state, so they cost little). A critic that explains more of the return leaves the advantages to carry
+    what the actions did, not where the cube happened to be."""
     train_prefix: bool = False
     train_expert_blocks: int = -1
     """Action-expert blocks that train, counted from the output (-1: all). Fewer trainable weights make
@@ -157,6 +161,8 @@ class PPOLearner:
         if self.critic is not None:
             self.critic.norm.update(ro.privileged)
         flat_adv, flat_ret = adv.flatten(), ret.flatten()
+        if self.critic is not None:
+            self._fit_critic(ro.privileged, flat_ret, gen_seed=cfg.seed * 100_003 + self.updates_done)
         # (B,) chain log-probs, or (B, H, A) with the "element" reduction (a ratio per executed action element)
         old_lp, old_v = ro.log_probs.reshape(ro.size, *ro.log_probs.shape[2:]), ro.values.flatten()
         warmup = self.updates_done < cfg.critic_warmup_updates
@@ -207,6 +213,27 @@ class PPOLearner:
         out.update(explained_variance=explained_variance(old_v, flat_ret), critic_warmup=float(warmup),
                    kl_stop=float(stopped_early), lr=self.opt.param_groups[0]["lr"])
         return out
+
+    def _fit_critic(self, privileged: torch.Tensor, returns: torch.Tensor, gen_seed: int) -> None:
+        """`critic_epochs` value-only minibatch passes of the privileged critic on this rollout's returns."""
+        cfg = self.cfg
+        gen = torch.Generator().manual_seed(gen_seed + 7)
+        critic_group = self.opt.param_groups[1]
+        self.opt.zero_grad(set_to_none=True)  # Adam skips parameters without a gradient: the actor stays put
+        for _ in range(cfg.critic_epochs):
+            perm = torch.randperm(len(returns), generator=gen)
+            for start in range(0, len(returns), cfg.minibatch_size):
+                idx = perm[start: start + cfg.minibatch_size]
+                loss = torch.nn.functional.huber_loss(self.critic(privileged[idx]), returns[idx],
+                                                      delta=cfg.huber_delta)
+                grads = torch.autograd.grad(loss, critic_group["params"])
+                for p, g in zip(critic_group["params"], grads, strict=True):
+                    p.grad = g
+                average_gradients(critic_group["params"])
+                torch.nn.utils.clip_grad_norm_(critic_group["params"], cfg.grad_clip)
+                self.opt.step()  # the actor's grads are None here, so only the critic moves
+                for p in critic_group["params"]:
+                    p.grad = None
 
     def state_dict(self) -> dict:
         state = {"optimizer": self.opt.state_dict(), "updates_done": self.updates_done}

@@ -117,3 +117,26 @@ def test_only_the_last_expert_blocks_train_when_asked():
     assert not any(id(p) in trainable for p in m.expert_blocks[0].parameters())
     assert not any(id(p) in trainable for p in m.action_in_proj.parameters())
     assert all(id(p) in trainable for p in [*m.action_out_proj.parameters(), *m.noise_net.parameters()])
+
+
+def test_extra_critic_epochs_fit_the_returns_and_leave_the_actor_alone():
+    class _Dims:
+        camera_names, state_dim, action_dim = ("base_camera",), 9, 4
+
+    policy = _policy(_Dims())
+    cfg = PPOConfig(critic="privileged", critic_hidden=32, critic_epochs=30, minibatch_size=16, critic_lr=3e-3)
+    learner = PPOLearner(policy, cfg, privileged_dim=8)
+    gen = torch.Generator().manual_seed(0)
+    privileged = torch.randn(64, 8, generator=gen)
+    returns = 5 * privileged[:, 0] - 3 * privileged[:, 1] + 10
+    learner.critic.norm.update(privileged)
+    for p in learner.actor_params:  # stale gradients from an earlier PPO step must not move the actor
+        p.grad = torch.ones_like(p)
+    actor_before = [p.detach().clone() for p in learner.actor_params]
+    with torch.no_grad():
+        err_before = (learner.critic(privileged) - returns).abs().mean()
+    learner._fit_critic(privileged, returns, gen_seed=0)
+    with torch.no_grad():
+        err_after = (learner.critic(privileged) - returns).abs().mean()
+    assert err_after < 0.5 * err_before
+    assert all(torch.equal(p, b) for p, b in zip(learner.actor_params, actor_before, strict=True))
