@@ -36,9 +36,9 @@ class VisionConfig:
     mlp_dim: int = 256
     num_heads: int = 4
     pos_embed: str = "learned"
-    """"learned" (SigLIP's, so released weights load) or "sincos2d": fixed 2-D sine-cosine positions (MAE).
-    A ViT trained from scratch on a few dozen demos cannot learn where things are from small random position
-    embeddings, and where the object is is the whole task; the small presets use the fixed ones."""
+    """"learned" (SigLIP's, so released weights load) or "sincos2d": fixed 2-D sine-cosine positions (MAE), the
+    usual choice for a ViT trained from scratch, which must otherwise learn positions from little data; the
+    small presets use them (on the CPU demo, 8 demos per task: 20% held-out vs 22.5% with learned ones)."""
 
     def __post_init__(self) -> None:
         _check(self.image_size % self.patch_size == 0,
@@ -90,9 +90,9 @@ class PolicyConfig:
     state_dim: int = 8
     """Model-side state size; a robot's real state is zero-padded up to it."""
     use_state: bool = True
-    """False: the state token reads zeros (no proprioception). With a few demos, the joint positions predict the
-    next action so well that SFT never learns to look (the "copycat" shortcut) and the policy replays an
-    average trajectory wherever the object is; without them it must find the object in the image."""
+    """False: the state token reads zeros (no proprioception). With a few demos the joint positions predict the
+    next action well enough for a policy to lean on them rather than on the image (the "copycat" shortcut);
+    without them it must find the object in the image."""
     action_dim: int = 8
     """Model-side action size; a robot's real action is zero-padded up to it (pi0: 32)."""
     action_horizon: int = 8
