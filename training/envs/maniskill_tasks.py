@@ -15,6 +15,11 @@ INSTRUCTIONS: dict[str, tuple[str, ...]] = {
                     "push the cube forward to the goal region"),
     "PullCube-v1": ("pull the cube to the goal", "drag the cube back to the target",
                     "pull the cube towards the robot"),
+    # pirl's variants with a narrower start range (registered below): the CPU demo's laptop-sized tasks.
+    "PushCubeNarrow-v1": ("push the cube to the goal", "slide the cube onto the target",
+                          "push the cube forward to the goal region"),
+    "PullCubeNarrow-v1": ("pull the cube to the goal", "drag the cube back to the target",
+                          "pull the cube towards the robot"),
     "StackCube-v1": ("stack the red cube on the green cube", "put the red cube on top of the green one",
                      "place the red block onto the green block"),
     "PlaceSphere-v1": ("place the sphere in the bin", "put the ball into the bin", "drop the sphere in the bin"),
@@ -43,6 +48,52 @@ class TaskUnavailableError(ValueError):
     pass
 
 
+NARROW_HALF_RANGE = 0.04
+"""Half-width (m) of the square the *Narrow* tasks place the cube in; ManiSkill's own tasks use 0.1."""
+
+_registered = False
+
+
+def register_pirl_tasks() -> None:
+    """Register pirl's ManiSkill task variants (idempotent; every process that makes envs calls it).
+
+    `PushCubeNarrow-v1` / `PullCubeNarrow-v1`: ManiSkill's PushCube / PullCube with the cube's start drawn from
+    +-4 cm instead of +-10 cm (the goal keeps its offset from the cube). Same scene, robot, reward and success
+    test. A policy still has to see where the cube is - a 4 cm cube anywhere in an 8 cm square - but a few demos
+    cover the range, so few-shot SFT gets near and a laptop's worth of RL can show what it adds (the CPU demo).
+    """
+    global _registered
+    if _registered:
+        return
+    import mani_skill.envs  # noqa: F401  (registers ManiSkill's own tasks first)
+    import torch
+    from mani_skill.envs.tasks.tabletop.pull_cube import PullCubeEnv
+    from mani_skill.envs.tasks.tabletop.push_cube import PushCubeEnv
+    from mani_skill.utils.registration import REGISTERED_ENVS, register_env
+    from mani_skill.utils.structs.pose import Pose
+
+    def narrowed(base: type) -> type:
+        class Narrow(base):
+            def _initialize_episode(self, env_idx: torch.Tensor, options: dict):
+                super()._initialize_episode(env_idx, options)
+                # Shrink the cube's xy offset from the table centre and move the goal with it.
+                with torch.device(self.device):
+                    cube, goal = self.obj.pose.raw_pose[env_idx].clone(), self.goal_region.pose.raw_pose[env_idx].clone()
+                    shift = cube[:, :2] * (NARROW_HALF_RANGE / 0.1 - 1.0)
+                    cube[:, :2] += shift
+                    goal[:, :2] += shift
+                    self.obj.set_pose(Pose.create_from_pq(p=cube[:, :3], q=cube[:, 3:]))
+                    self.goal_region.set_pose(Pose.create_from_pq(p=goal[:, :3], q=goal[:, 3:]))
+
+        Narrow.__name__ = Narrow.__qualname__ = base.__name__.replace("Env", "NarrowEnv")
+        return Narrow
+
+    for name, base in (("PushCubeNarrow-v1", PushCubeEnv), ("PullCubeNarrow-v1", PullCubeEnv)):
+        if name not in REGISTERED_ENVS:
+            register_env(name, max_episode_steps=50)(narrowed(base))
+    _registered = True
+
+
 def _missing_assets(task: str) -> list[str]:
     from mani_skill.utils.assets.data import DATA_GROUPS, DATA_SOURCES, is_data_source_downloaded
     from mani_skill.utils.registration import REGISTERED_ENVS
@@ -59,7 +110,7 @@ def _missing_assets(task: str) -> list[str]:
 
 def available_tasks() -> list[str]:
     """The tasks with instructions whose assets are on this machine."""
-    import mani_skill.envs  # noqa: F401  (registers the tasks)
+    register_pirl_tasks()
     from mani_skill.utils.registration import REGISTERED_ENVS
 
     return [t for t in INSTRUCTIONS if t in REGISTERED_ENVS and not _missing_assets(t)]
@@ -67,7 +118,7 @@ def available_tasks() -> list[str]:
 
 def check_task(task: str) -> None:
     """Raise a clear error, never a download prompt, for a task that cannot run here."""
-    import mani_skill.envs  # noqa: F401
+    register_pirl_tasks()
     from mani_skill.utils.registration import REGISTERED_ENVS
 
     if task not in REGISTERED_ENVS:

@@ -168,3 +168,40 @@ def test_a_dense_success_pays_for_the_steps_it_leaves(absorbing):
     left = 40 - len(rewards)
     expected = 1.0 * (1 + left) if absorbing else 1.0
     assert rewards[-1] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("task,base,direction", [("PushCubeNarrow-v1", "PushCube-v1", 1.0),
+                                                 ("PullCubeNarrow-v1", "PullCube-v1", -1.0)])
+def test_narrow_tasks_shrink_the_start_range_and_keep_the_task(task, base, direction):
+    """The CPU demo's tasks: the cube starts within +-4 cm (ManiSkill's: +-10 cm), the goal keeps its offset
+    from the cube, and the scripted expert still solves them."""
+    from training.data.experts.maniskill import EXPERTS
+    from training.envs.maniskill_tasks import NARROW_HALF_RANGE
+
+    cfg = ManiSkillConfig(tasks=(task,), num_envs=1, render=False, max_episode_steps=50)
+    narrow, wide = ManiSkillChunkEnv(task, cfg), ManiSkillChunkEnv(base, ManiSkillConfig(tasks=(base,), render=False))
+    try:
+        cubes, wide_cubes = [], []
+        for seed in range(12):
+            narrow.sim_reset(seed)
+            wide.sim_reset(seed)
+            cube, goal = (narrow.raw.obj.pose.p.numpy()[0], narrow.raw.goal_region.pose.p.numpy()[0])
+            w_cube, w_goal = wide.raw.obj.pose.p.numpy()[0], wide.raw.goal_region.pose.p.numpy()[0]
+            np.testing.assert_allclose(goal[:2] - cube[:2], w_goal[:2] - w_cube[:2], atol=1e-6)
+            assert direction * (goal[0] - cube[0]) > 0.1  # push: goal ahead; pull: goal behind
+            cubes.append(cube[:2])
+            wide_cubes.append(w_cube[:2])
+        assert np.abs(cubes).max() <= NARROW_HALF_RANGE + 1e-6
+        assert np.abs(wide_cubes).max() > NARROW_HALF_RANGE  # the base task does spread wider
+        np.testing.assert_allclose(np.asarray(cubes), np.asarray(wide_cubes) * NARROW_HALF_RANGE / 0.1, atol=1e-6)
+
+        narrow.sim_reset(5)
+        expert = EXPERTS[task](narrow)
+        for _ in range(50):
+            _, success, terminated, _ = narrow.sim_step(expert.act())
+            if terminated:
+                break
+        assert success
+    finally:
+        narrow.close()
+        wide.close()

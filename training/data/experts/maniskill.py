@@ -108,3 +108,4 @@ class StackCubeExpert(WaypointExpert):
 
 
 EXPERTS = {e.task: e for e in (PickCubeExpert, PushCubeExpert, PullCubeExpert, StackCubeExpert)}
+EXPERTS["PushCubeNarrow-v1"], EXPERTS["PullCubeNarrow-v1"] = PushCubeExpert, PullCubeExpert
