@@ -26,7 +26,7 @@ from training.sft_run import SFTRunConfig, run_sft
 @dataclass(frozen=True)
 class PipelineConfig:
     out: str = "runs/demo"
-    tasks: tuple[str, ...] = ("PushCube-v1", "PullCube-v1")
+    tasks: tuple[str, ...] = ("PushCubeNarrow-v1", "PullCubeNarrow-v1")
     demo_episodes: int = 8
     """Scripted demos per task: few, so that SFT is clearly imperfect (as in the paper)."""
     expert_speed: float = 1.0
@@ -43,14 +43,18 @@ class PipelineConfig:
 
 
 def _section(cls: type, file_cfg: dict[str, Any], section: str, **overrides: Any) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    values = {k: v for k, v in (file_cfg.get(section) or {}).items() if k in names}
-    values.update(overrides)
-    return cls(**values)
+    """One stage's config from its file section (an unknown key is an error naming the closest valid one)."""
+    from argparse import Namespace
+
+    from training.cli import build_config
+
+    return build_config(cls, section, file_cfg, Namespace(**overrides), "the pipeline's config")
 
 
 def run_pipeline(cfg: PipelineConfig, file_cfg: dict[str, Any], progress: bool = True) -> dict:
     t0 = time.time()
+    for cls, section in ((SFTRunConfig, "sft"), (PPORunConfig, "ppo_run"), (PPOConfig, "ppo")):
+        _section(cls, file_cfg, section)  # refuse a typo now, not after the demos and SFT have run
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline_config.json").write_text(json.dumps({"pipeline": dataclasses.asdict(cfg), **file_cfg},

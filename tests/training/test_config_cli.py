@@ -117,3 +117,12 @@ def test_sft_on_a_tiny_dataset_writes_a_checkpoint_and_a_validation_curve(tmp_pa
     metrics = json.loads((tmp_path / "sft" / "sft_metrics.json").read_text())
     assert [s for s, _ in metrics["val_loss"]] == [2, 4] and metrics["episodes"] == 2
     assert len((tmp_path / "sft" / "sft_losses.jsonl").read_text().splitlines()) == 4
+
+
+def test_pipeline_refuses_a_typo_in_any_stage_section_before_running(tmp_path):
+    from training.pipeline import PipelineConfig, run_pipeline
+
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"unknown key 'critic_epoch' in section 'ppo'.*did you mean 'critic_epochs'"):
+        run_pipeline(PipelineConfig(out=str(out)), {"ppo": {"critic_epoch": 4}}, progress=False)
+    assert not out.exists()  # nothing collected or trained
