@@ -78,7 +78,8 @@ def register_pirl_tasks() -> None:
                 super()._initialize_episode(env_idx, options)
                 # Shrink the cube's xy offset from the table centre and move the goal with it.
                 with torch.device(self.device):
-                    cube, goal = self.obj.pose.raw_pose[env_idx].clone(), self.goal_region.pose.raw_pose[env_idx].clone()
+                    cube = self.obj.pose.raw_pose[env_idx].clone()
+                    goal = self.goal_region.pose.raw_pose[env_idx].clone()
                     shift = cube[:, :2] * (NARROW_HALF_RANGE / 0.1 - 1.0)
                     cube[:, :2] += shift
                     goal[:, :2] += shift
