@@ -123,7 +123,8 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
         if lead:
             summary = evaluate(policy, env, run.eval_episodes_per_env, cfg.num_executed, cfg.num_steps,
                                video_dir=out / "videos" / tag)
-            evals[tag] = {k: v for k, v in summary.items() if k != "episodes"} | {"env_steps": env_steps}
+            evals[tag] = {k: v for k, v in summary.items() if k != "episodes"} | {"env_steps": env_steps,
+                                                                                   "updates": learner.updates_done}
             (out / "evals.json").write_text(json.dumps(evals, indent=2))
             logger.summary({f"eval/{tag}/success": summary["overall"]["success"]})
             o = summary["overall"]
@@ -169,7 +170,7 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
         if done % run.save_every == 0 or done == cfg.updates:
             save()
     bar.close()
-    if "final" not in evals:
+    if evals.get("final", {}).get("updates") != learner.updates_done:  # none yet, or a run extended by --updates
         run_eval("final")
     env.close()
     if not lead:

@@ -56,6 +56,11 @@ def test_resume_restores_the_exact_state(tmp_path, init_ckpt, critic):
     assert np.isfinite(results["rl"]["success"]) and results["env_steps"] == ma[-1]["env_steps"]
     videos = [p for p in (tmp_path / "straight" / "videos").rglob("*") if p.suffix in (".mp4", ".gif")]
     assert videos and all(p.stat().st_size > 1000 for p in videos), "evaluation videos are written"
+    if critic == "policy":  # a finished run extended by --updates is judged again, not by its old final eval
+        extended = _run(tmp_path / "split", init_ckpt, updates=3, resume=True, critic=critic)
+        evals = json.loads((tmp_path / "split" / "evals.json").read_text())
+        assert evals["final"]["updates"] == 3 and evals["final"]["env_steps"] == extended["env_steps"]
+        assert extended["env_steps"] > results["env_steps"]
     if importlib.util.find_spec("wandb"):  # offline W&B run beside the metrics, resumed under the same id
         assert list((tmp_path / "split" / "wandb").glob("offline-run-*"))
         assert (tmp_path / "split" / "wandb_run_id").read_text().strip()
