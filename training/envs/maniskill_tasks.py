@@ -15,11 +15,6 @@ INSTRUCTIONS: dict[str, tuple[str, ...]] = {
                     "push the cube forward to the goal region"),
     "PullCube-v1": ("pull the cube to the goal", "drag the cube back to the target",
                     "pull the cube towards the robot"),
-    # pirl's variants with a narrower start range (registered below): the CPU demo's laptop-sized tasks.
-    "PushCubeNarrow-v1": ("push the cube to the goal", "slide the cube onto the target",
-                          "push the cube forward to the goal region"),
-    "PullCubeNarrow-v1": ("pull the cube to the goal", "drag the cube back to the target",
-                          "pull the cube towards the robot"),
     "StackCube-v1": ("stack the red cube on the green cube", "put the red cube on top of the green one",
                      "place the red block onto the green block"),
     "PlaceSphere-v1": ("place the sphere in the bin", "put the ball into the bin", "drop the sphere in the bin"),
@@ -44,12 +39,19 @@ INSTRUCTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# pirl's variants with a narrower start range (registered below, the CPU demo's tasks) say what their bases say.
+INSTRUCTIONS["PushCubeNarrow-v1"] = INSTRUCTIONS["PushCube-v1"]
+INSTRUCTIONS["PullCubeNarrow-v1"] = INSTRUCTIONS["PullCube-v1"]
+
+
 class TaskUnavailableError(ValueError):
     pass
 
 
 NARROW_HALF_RANGE = 0.04
-"""Half-width (m) of the square the *Narrow* tasks place the cube in; ManiSkill's own tasks use 0.1."""
+"""Half-width (m) of the square the *Narrow* tasks place the cube in."""
+MANISKILL_HALF_RANGE = 0.1
+"""The same for ManiSkill's own PushCube / PullCube (their `_initialize_episode`)."""
 
 _registered = False
 
@@ -80,7 +82,7 @@ def register_pirl_tasks() -> None:
                 with torch.device(self.device):
                     cube = self.obj.pose.raw_pose[env_idx].clone()
                     goal = self.goal_region.pose.raw_pose[env_idx].clone()
-                    shift = cube[:, :2] * (NARROW_HALF_RANGE / 0.1 - 1.0)
+                    shift = cube[:, :2] * (NARROW_HALF_RANGE / MANISKILL_HALF_RANGE - 1.0)
                     cube[:, :2] += shift
                     goal[:, :2] += shift
                     self.obj.set_pose(Pose.create_from_pq(p=cube[:, :3], q=cube[:, 3:]))

@@ -176,7 +176,7 @@ def test_narrow_tasks_shrink_the_start_range_and_keep_the_task(task, base, direc
     """The CPU demo's tasks: the cube starts within +-4 cm (ManiSkill's: +-10 cm), the goal keeps its offset
     from the cube, and the scripted expert still solves them."""
     from training.data.experts.maniskill import EXPERTS
-    from training.envs.maniskill_tasks import NARROW_HALF_RANGE
+    from training.envs.maniskill_tasks import MANISKILL_HALF_RANGE, NARROW_HALF_RANGE
 
     cfg = ManiSkillConfig(tasks=(task,), num_envs=1, render=False, max_episode_steps=50)
     narrow, wide = ManiSkillChunkEnv(task, cfg), ManiSkillChunkEnv(base, ManiSkillConfig(tasks=(base,), render=False))
@@ -193,7 +193,8 @@ def test_narrow_tasks_shrink_the_start_range_and_keep_the_task(task, base, direc
             wide_cubes.append(w_cube[:2])
         assert np.abs(cubes).max() <= NARROW_HALF_RANGE + 1e-6
         assert np.abs(wide_cubes).max() > NARROW_HALF_RANGE  # the base task does spread wider
-        np.testing.assert_allclose(np.asarray(cubes), np.asarray(wide_cubes) * NARROW_HALF_RANGE / 0.1, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(cubes), np.asarray(wide_cubes) * NARROW_HALF_RANGE / MANISKILL_HALF_RANGE,
+                                   atol=1e-6)
 
         narrow.sim_reset(5)
         expert = EXPERTS[task](narrow)
