@@ -112,7 +112,8 @@ def collect(cfg: CollectConfig, progress: bool = True) -> dict:
     if seeds:
         ctx = mp.get_context("forkserver")
         with ctx.Pool(min(cfg.workers, len(seeds)), initializer=_init_worker, initargs=(cfg,)) as pool:
-            for ep in pool.imap_unordered(_run_seed, seeds):
+            # in seed order (not as finished): the dataset, and the SFT batches drawn from it, repeat run to run
+            for ep in pool.imap(_run_seed, seeds):
                 writer.write(ep)
                 rate = np.mean([r["success"] for r in writer.records])
                 bar.update(1)
