@@ -74,6 +74,14 @@ def evaluate_engine(engine: Engine, env: VecEnv, episodes_per_env: int, num_exec
     return summary
 
 
+def disagreements(engine_episodes: list[dict], torch_episodes: list[dict]) -> list[int]:
+    """Seeds whose outcome differs between the two runners, matched by (task, seed): the lists' orders differ
+    as soon as one runner's episode lasts a step longer than the other's."""
+    torch_success = {(p["task"], p["seed"]): p["success"] for p in torch_episodes}
+    return [e["seed"] for e in engine_episodes if (e["task"], e["seed"]) in torch_success
+            and torch_success[(e["task"], e["seed"])] != e["success"]]
+
+
 def run(engine_dir: str, tasks: list[str], episodes: int, num_envs: int, num_executed: int,
         max_episode_steps: int, checkpoint: str | None, out: str | None) -> dict:
     engine = load_engine(engine_dir)
@@ -93,8 +101,7 @@ def run(engine_dir: str, tasks: list[str], episodes: int, num_envs: int, num_exe
 
             policy = load_checkpoint(ckpt)
             result["pytorch"] = evaluate(policy, env, per_env, num_executed, engine.spec["num_steps"])
-            pairs = zip(result["engine"]["episodes"], result["pytorch"]["episodes"], strict=False)
-            result["disagreements"] = [e["seed"] for e, p in pairs if e["success"] != p["success"]]
+            result["disagreements"] = disagreements(result["engine"]["episodes"], result["pytorch"]["episodes"])
     finally:
         env.close()
     _print_table(result)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from training.data.collect import CollectConfig, collect
+from training.envs.base import EVAL_SEED_BASE
 from training.ppo.run import PPORunConfig, run_ppo
 from training.ppo.train import PPOConfig
 from training.sft_run import SFTRunConfig, run_sft
@@ -38,8 +39,16 @@ class PipelineConfig:
     """PPO methods to run from the same SFT checkpoint (flow_noise, flow_sde)."""
     workers: int = 2
     image_size: int = 64
+    seed: int = 0
+    """Repeats the demo with other randomness: demo seeds start at 1000 * seed, and seed is added to the SFT
+    and PPO seeds (held-out evaluation seeds stay the same). 0 is the measured runs."""
     export: bool = True
     """Export the first method's PPO policy as an ONNX engine and evaluate it closed loop, next to PyTorch."""
+
+    def __post_init__(self) -> None:
+        if self.seed < 0 or 1000 * self.seed + self.demo_episodes > EVAL_SEED_BASE:
+            raise ValueError(f"seed must be in 0..{(EVAL_SEED_BASE - self.demo_episodes) // 1000} (demo seeds "
+                             f"1000 * seed + i stay below the held-out seeds from {EVAL_SEED_BASE}), got {self.seed}")
 
 
 def _section(cls: type, file_cfg: dict[str, Any], section: str, **overrides: Any) -> Any:
@@ -49,6 +58,10 @@ def _section(cls: type, file_cfg: dict[str, Any], section: str, **overrides: Any
     from training.cli import build_config
 
     return build_config(cls, section, file_cfg, Namespace(**overrides), "the pipeline's config")
+
+
+def _seed(file_cfg: dict[str, Any], section: str, offset: int) -> int:
+    return int((file_cfg.get(section) or {}).get("seed", 0)) + offset
 
 
 def run_pipeline(cfg: PipelineConfig, file_cfg: dict[str, Any], progress: bool = True) -> dict:
@@ -70,6 +83,7 @@ def run_pipeline(cfg: PipelineConfig, file_cfg: dict[str, Any], progress: bool =
             continue
         t = time.time()
         summary = collect(CollectConfig(task=task, episodes=cfg.demo_episodes, out=str(d), workers=cfg.workers,
+                                        seed=1000 * cfg.seed,
                                         image_size=cfg.image_size, resume=d.exists(),
                                         expert_speed=cfg.expert_speed, camera_file=cfg.camera_file),
                          progress=progress)
@@ -80,7 +94,8 @@ def run_pipeline(cfg: PipelineConfig, file_cfg: dict[str, Any], progress: bool =
     sft_out = out / "sft"
     if not (sft_out / "checkpoint").exists():
         t = time.time()
-        run_sft(_section(SFTRunConfig, file_cfg, "sft", data=",".join(demo_dirs), out=str(sft_out)),
+        run_sft(_section(SFTRunConfig, file_cfg, "sft", data=",".join(demo_dirs), out=str(sft_out),
+                         seed=_seed(file_cfg, "sft", cfg.seed)),
                 progress=progress)
         timings["sft"] = time.time() - t
 
@@ -98,7 +113,8 @@ def run_pipeline(cfg: PipelineConfig, file_cfg: dict[str, Any], progress: bool =
             print(f"pipeline: {run_dir} had no checkpoint yet; moved it to {aside} and starting PPO again")
         run = _section(PPORunConfig, file_cfg, "ppo_run", init=str(sft_out / "checkpoint"), out=str(run_dir),
                        tasks=",".join(cfg.tasks), resume=(run_dir / "checkpoint").exists())
-        results[method] = run_ppo(run, _section(PPOConfig, file_cfg, "ppo", method=method), progress=progress)
+        ppo = _section(PPOConfig, file_cfg, "ppo", method=method, seed=_seed(file_cfg, "ppo", cfg.seed))
+        results[method] = run_ppo(run, ppo, progress=progress)
         timings[f"ppo {method}"] = time.time() - t
 
     # 4. what the robot would run: the first method's policy as an engine, closed loop on the same seeds

@@ -9,7 +9,7 @@ pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test`
 pytest.importorskip("onnxscript", reason="ONNX export needs the export extra (`make test` installs it)")
 
 from deploy.export import export  # noqa: E402
-from deploy.sim_eval import main  # noqa: E402
+from deploy.sim_eval import disagreements, main  # noqa: E402
 from tests.training.ppo.test_ppo_resume import _Spec  # noqa: E402
 from tests.training.ppo.test_ppo_run import _policy  # noqa: E402
 from training.policy.checkpoint import save_checkpoint  # noqa: E402
@@ -33,3 +33,13 @@ def test_engine_in_the_loop_matches_the_pytorch_policy(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| engine | all |" in printed and "| pytorch | PushCube-v1 |" in printed
     assert main([str(tmp_path / "nothing"), "--task", "PushCube-v1"]) == 1
+
+
+def test_disagreements_match_episodes_by_task_and_seed_not_by_order():
+    def ep(task, seed, success):
+        return {"task": task, "seed": seed, "success": success}
+
+    engine = [ep("Push", 1, True), ep("Pull", 2, False), ep("Push", 3, True), ep("Pull", 4, True)]
+    # the PyTorch runner finished the same episodes in another order; only seed 4 ends differently
+    torch = [ep("Pull", 2, False), ep("Push", 1, True), ep("Pull", 4, False), ep("Push", 3, True)]
+    assert disagreements(engine, torch) == [4]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from training.envs.base import EpisodeStats
+from training.envs.base import EVAL_SEED_BASE, EpisodeStats, episode_seed
 from training.eval import summarize, wilson_interval
 
 
@@ -22,3 +22,14 @@ def test_summary_groups_by_task_and_instruction():
     assert s["overall"]["success"] == pytest.approx(2 / 3) and s["overall"]["n"] == 3
     assert s["per_task"]["PushCube-v1"]["success"] == 0.5 and s["per_task"]["PullCube-v1"]["n"] == 1
     assert s["per_instruction"]["PushCube-v1 | slide"]["success"] == 0.0
+
+
+def test_evaluation_episodes_never_reach_training_seeds():
+    # an env reset with a held-out seed draws every later episode's seed from the held-out range, too
+    for base in (EVAL_SEED_BASE, EVAL_SEED_BASE + 1, 0, 7):
+        seeds = [episode_seed(base, k) for k in range(1, 300)]
+        if base >= EVAL_SEED_BASE:
+            assert all(EVAL_SEED_BASE <= s < 2 * EVAL_SEED_BASE for s in seeds)
+        else:
+            assert all(0 <= s < EVAL_SEED_BASE for s in seeds)
+        assert len(set(seeds)) > 290  # still a spread of start states, not one repeated

@@ -13,8 +13,9 @@ from training.cli import main  # noqa: E402
 def test_pipeline_end_to_end_on_a_tiny_budget(tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text("""
-pipeline: {tasks: [PushCube-v1], demo_episodes: 2, workers: 1, image_size: 32, methods: [flow_noise, flow_sde]}
-sft: {preset: tiny, steps: 3, batch_size: 4, val_episodes: 0}
+pipeline: {tasks: [PushCube-v1], demo_episodes: 2, workers: 1, image_size: 32, methods: [flow_noise, flow_sde],
+           seed: 2}
+sft: {preset: tiny, steps: 3, batch_size: 4, val_episodes: 0, seed: 1}
 ppo_run: {num_envs: 2, max_episode_steps: 10, eval_episodes_per_env: 1, save_every: 1, wandb: false}
 ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_updates: 0, num_executed: 5}
 """)
@@ -28,6 +29,11 @@ ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_
     assert "| SFT |" in report and "| PPO flow_noise |" in report and "| PPO flow_sde |" in report
     assert (out / "curves.png").stat().st_size > 10_000
     assert (out / "sft" / "checkpoint" / "model.safetensors").exists()
+    # the pipeline's seed moves the demo seeds and is added to each stage's own seed
+    demos = [json.loads(line) for line in (out / "demos" / "PushCube-v1" / "index.jsonl").read_text().splitlines()]
+    assert [d["seed"] for d in demos] == [2000, 2001]
+    assert json.loads((out / "sft" / "checkpoint" / "config.json").read_text())["metadata"]["sft"]["seed"] == 3
+    assert json.loads((out / "ppo_flow_sde" / "config.json").read_text())["ppo"]["seed"] == 2
     # the first method's policy exported and run closed loop as an engine, on the same episodes
     assert results["engine"]["engine"]["n"] == 2 and results["engine"]["disagreements"] == 0
     assert results["engine"]["parity"] <= 1e-4 and "| engine of PPO flow_noise" in report

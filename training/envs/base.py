@@ -34,10 +34,12 @@ def eval_seeds(n: int) -> list[int]:
 
 
 def episode_seed(base_seed: int, episode: int) -> int:
-    """Seed of the `episode`-th episode of an env first reset with `base_seed` (episode 0 is base_seed)."""
+    """Seed of the `episode`-th episode of an env first reset with `base_seed` (episode 0 is base_seed), in
+    base_seed's range: an evaluation env ([EVAL_SEED_BASE, 2 * EVAL_SEED_BASE)) never plays a training seed."""
     if episode == 0:
         return base_seed
-    return int(np.random.default_rng([base_seed, episode]).integers(0, EVAL_SEED_BASE))
+    low = EVAL_SEED_BASE if base_seed >= EVAL_SEED_BASE else 0
+    return low + int(np.random.default_rng([base_seed, episode]).integers(0, EVAL_SEED_BASE))
 
 
 @dataclass
