@@ -44,8 +44,14 @@ class PipelineConfig:
     and PPO seeds (held-out evaluation seeds stay the same). 0 is the measured runs."""
     export: bool = True
     """Export the first method's PPO policy as an ONNX engine and evaluate it closed loop, next to PyTorch."""
+    engine_eval_episodes: int = 0
+    """Held-out episodes for the engine-vs-PyTorch closed-loop check (the first of PPO's evaluation episodes;
+    both runners play each); 0: as many as PPO's evaluation."""
 
     def __post_init__(self) -> None:
+        if self.engine_eval_episodes < 0:
+            raise ValueError(f"engine_eval_episodes must be >= 0 (0: as many as PPO's evaluation), "
+                             f"got {self.engine_eval_episodes}")
         if self.seed < 0 or 1000 * self.seed + self.demo_episodes > EVAL_SEED_BASE:
             raise ValueError(f"seed must be in 0..{(EVAL_SEED_BASE - self.demo_episodes) // 1000} (demo seeds "
                              f"1000 * seed + i stay below the held-out seeds from {EVAL_SEED_BASE}), got {self.seed}")
@@ -140,12 +146,14 @@ def export_and_evaluate(out: Path, cfg: PipelineConfig, file_cfg: dict[str, Any]
         t = time.time()
         run = _section(PPORunConfig, file_cfg, "ppo_run")
         ppo = _section(PPOConfig, file_cfg, "ppo")
-        eval_engine(str(engine_dir), list(cfg.tasks), run.eval_episodes_per_env * run.num_envs, run.num_envs,
+        episodes = cfg.engine_eval_episodes or run.eval_episodes_per_env * run.num_envs
+        eval_engine(str(engine_dir), list(cfg.tasks), episodes, run.num_envs,
                     ppo.num_executed, run.max_episode_steps, str(ckpt), str(result_path))
         timings["engine eval"] = time.time() - t
     result = json.loads(result_path.read_text())
     parity = json.loads((engine_dir / "engine.json").read_text())["parity"]["onnxruntime_max_abs_diff"]
     return {"method": cfg.methods[0], "engine": result["engine"]["overall"], "backend": result["backend"],
+            "pytorch": (result.get("pytorch") or {}).get("overall"),
             "disagreements": len(result.get("disagreements", [])), "parity": parity,
             "latency_ms": result["engine"]["latency_ms"]}
 
@@ -175,6 +183,10 @@ def write_report(out: Path, cfg: PipelineConfig, results: dict, timings: dict, s
         lines.append(f"\nEngine (`engine/`, ONNX): parity with PyTorch {engine['parity']:.1e}; episodes whose outcome "
                      f"differs from the PyTorch policy's: {engine['disagreements']}; latency per decision p50 "
                      f"{engine['latency_ms']['p50']:.1f} ms.")
+        if engine.get("pytorch"):
+            t = engine["pytorch"]
+            lines.append(f"On those {t['n']} episodes the PyTorch policy (same initial noise) succeeds in "
+                         f"{t['success']:.1%}, the engine in {engine['engine']['success']:.1%}.")
     lines.append(f"\nWall time {seconds / 60:.1f} min: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     (out / "report.md").write_text("\n".join(lines) + "\n")
     plot_runs(out, list(results))

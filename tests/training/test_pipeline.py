@@ -14,9 +14,9 @@ def test_pipeline_end_to_end_on_a_tiny_budget(tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text("""
 pipeline: {tasks: [PushCube-v1], demo_episodes: 2, workers: 1, image_size: 32, methods: [flow_noise, flow_sde],
-           seed: 2}
+           seed: 2, engine_eval_episodes: 2}
 sft: {preset: tiny, steps: 3, batch_size: 4, val_episodes: 0, seed: 1}
-ppo_run: {num_envs: 2, max_episode_steps: 10, eval_episodes_per_env: 1, save_every: 1, wandb: false}
+ppo_run: {num_envs: 2, max_episode_steps: 10, eval_episodes_per_env: 2, save_every: 1, wandb: false}
 ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_updates: 0, num_executed: 5}
 """)
     out = tmp_path / "run"
@@ -24,7 +24,7 @@ ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_
     results = json.loads((out / "results.json").read_text())
     for method in ("flow_noise", "flow_sde"):  # both piRL methods from the same SFT checkpoint
         r = results["results"][method]
-        assert r["sft"]["n"] == 2 and r["rl"]["n"] == 2 and r["env_steps"] > 0
+        assert r["sft"]["n"] == 4 and r["rl"]["n"] == 4 and r["env_steps"] > 0
     report = (out / "report.md").read_text()
     assert "| SFT |" in report and "| PPO flow_noise |" in report and "| PPO flow_sde |" in report
     assert (out / "curves.png").stat().st_size > 10_000
@@ -34,8 +34,10 @@ ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_
     assert [d["seed"] for d in demos] == [2000, 2001]
     assert json.loads((out / "sft" / "checkpoint" / "config.json").read_text())["metadata"]["sft"]["seed"] == 3
     assert json.loads((out / "ppo_flow_sde" / "config.json").read_text())["ppo"]["seed"] == 2
-    # the first method's policy exported and run closed loop as an engine, on the same episodes
-    assert results["engine"]["engine"]["n"] == 2 and results["engine"]["disagreements"] == 0
+    # the first method's policy exported and run closed loop as an engine, next to PyTorch on the first
+    # engine_eval_episodes of the same held-out episodes
+    assert results["engine"]["engine"]["n"] == 2 and results["engine"]["pytorch"]["n"] == 2
+    assert results["engine"]["disagreements"] == 0 and "On those 2 episodes the PyTorch policy" in report
     assert results["engine"]["parity"] <= 1e-4 and "| engine of PPO flow_noise" in report
     # A second call finds every stage complete and only rewrites the report.
     assert main(["pipeline", "--config", str(cfg), "--out", str(out)]) == 0
