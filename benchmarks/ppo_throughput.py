@@ -7,6 +7,7 @@ CPU demo config (configs/cpu_demo.yaml). Prints a table; never run as a test.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -32,7 +33,9 @@ def main() -> None:
     file_cfg = load_config_file(args.config)
     pipe = _section(PipelineConfig, file_cfg, "pipeline")
     run = _section(PPORunConfig, file_cfg, "ppo_run")
-    cfg = _section(PPOConfig, file_cfg, "ppo")
+    # Steady-state updates: the config's critic-only warm-up updates skip the actor's epochs and would
+    # understate the learning share.
+    cfg = dataclasses.replace(_section(PPOConfig, file_cfg, "ppo"), critic_warmup_updates=0)
     tasks = tuple(pipe.tasks)
     env = make_vec_env(EnvSpec(tasks=tasks, num_envs=run.num_envs, image_size=pipe.image_size,
                                max_episode_steps=run.max_episode_steps, reward_mode=run.reward_mode,
@@ -40,8 +43,6 @@ def main() -> None:
     if args.init:
         policy = load_checkpoint(args.init)
     else:
-        import dataclasses
-
         preset = get_preset("tiny")
         pcfg = dataclasses.replace(preset, camera_names=env.camera_names,
                                    state_dim=max(preset.state_dim, env.state_dim),

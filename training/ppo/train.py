@@ -64,6 +64,8 @@ class PPOConfig:
     target_kl: float | None = 0.1
     """Stop an update's remaining minibatches once approx KL exceeds this (None: never)."""
     critic_warmup_updates: int = 2
+    """Updates that train only the critic before the actor moves; until the critic explains the return, the
+    advantages are mostly noise and the first actor steps can undo the SFT policy (the CPU demo uses 10)."""
     critic: str = "policy"
     """"policy": the policy's value head (on its features); "privileged": an MLP over the simulator state
     (asymmetric actor-critic, ManiSkill CPU envs; the policy itself never sees that state)."""
