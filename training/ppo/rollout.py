@@ -124,3 +124,12 @@ class RolloutCollector:
 
 def success_rate(episodes: list[EpisodeStats]) -> float:
     return float(np.mean([e.success for e in episodes])) if episodes else float("nan")
+
+
+def success_by_task(episodes: list[EpisodeStats]) -> dict[str, float]:
+    """{"train_success/TASK": rate} for a multi-task batch ({} for one task): a gain on one task can hide a
+    loss on another in the overall rate."""
+    tasks = sorted({e.task for e in episodes})
+    if len(tasks) < 2:
+        return {}
+    return {f"train_success/{t}": success_rate([e for e in episodes if e.task == t]) for t in tasks}

@@ -20,7 +20,7 @@ from training.envs.factory import EnvSpec, make_vec_env
 from training.eval import evaluate
 from training.policy.checkpoint import load_checkpoint, save_checkpoint
 from training.ppo.distributed import barrier, broadcast_parameters, gather_objects, init_from_env
-from training.ppo.rollout import RolloutCollector, success_rate
+from training.ppo.rollout import RolloutCollector, success_by_task, success_rate
 from training.ppo.train import PPOConfig, PPOLearner
 from training.run_logger import RunLogger
 
@@ -160,7 +160,8 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
                       "episodes": len(ro.episodes), "reward_mean": float(ro.rewards.sum(0).mean()),
                       "noise_level": level, "rollout_s": t_rollout, "sim_s": ro.sim_s, "policy_s": ro.policy_s,
                       "update_s": time.time() - t0 - t_rollout,
-                      "env_steps_per_s": ro.env_steps * world / max(t_rollout, 1e-9), **stats}
+                      "env_steps_per_s": ro.env_steps * world / max(t_rollout, 1e-9),
+                      **success_by_task(ro.episodes), **stats}
             logger.log(record, step=env_steps)
             bar.update(1)
             bar.set_postfix(succ=f"{record['train_success']:.0%}", kl=f"{stats['approx_kl']:.3f}",
