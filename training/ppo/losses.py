@@ -36,6 +36,18 @@ def normalize_advantages(adv: Tensor, eps: float = 1e-8) -> Tensor:
     return (adv - adv.mean()) / (adv.std() + eps)
 
 
+def normalize_advantages_by_group(adv: Tensor, group: Tensor, eps: float = 1e-8) -> Tensor:
+    """Each group's advantages (B,) normalised on their own (group: long (B,), e.g. the task of each sample),
+    as multi-task RL normalises per task (PopArt, Hessel et al. 2019): a task whose returns vary more must not
+    take the batch's whole gradient while another's policy drifts. A group of one sample is only centred."""
+    out = torch.empty_like(adv)
+    for g in torch.unique(group):
+        sel = group == g
+        a = adv[sel]
+        out[sel] = a - a.mean() if a.numel() < 2 else (a - a.mean()) / (a.std() + eps)
+    return out
+
+
 def clipped_surrogate(log_prob: Tensor, old_log_prob: Tensor, advantages: Tensor, clip: float = 0.2,
                       dual_clip: float | None = 3.0) -> tuple[Tensor, dict[str, Tensor]]:
     """PPO's clipped policy loss (to minimise) with dual clip for negative advantages (Ye et al. 2020):

@@ -37,6 +37,11 @@ class Rollout:
     privileged: Tensor | None = None  # (T * N, P) sim-only critic inputs, t-major like obs
     sim_s: float = 0.0  # wall time inside env.step (simulation + rendering)
     policy_s: float = 0.0  # wall time in preprocessing and sampling chains
+    env_task: Tensor | None = None  # long (N,): the task index of each env (envs keep their task)
+
+    def sample_tasks(self) -> Tensor | None:
+        """long (T * N,): the task index of each flattened (t-major) sample."""
+        return None if self.env_task is None else self.env_task.repeat(self.rewards.shape[0])
 
     @property
     def size(self) -> int:
@@ -72,6 +77,8 @@ class RolloutCollector:
         self.critic = critic
         self.elem_mask = element_mask(cfg.action_horizon, cfg.action_dim, num_executed, env.action_dim)
         self.generator = torch.Generator().manual_seed(seed)
+        names = sorted(set(env.tasks))
+        self.env_task = torch.tensor([names.index(t) for t in env.tasks])
         self.obs = env.reset(seed=seed)
 
     @torch.no_grad()
@@ -119,7 +126,8 @@ class RolloutCollector:
         return Rollout(cat_obs(obs_list), torch.stack(chains), torch.stack(masks),
                        torch.stack(hybrid) if hybrid[0] is not None else None, torch.stack(logps),
                        torch.stack(values), torch.stack(rewards).float(), torch.stack(dones), last, episodes,
-                       env_steps, torch.cat(privileged) if privileged else None, sim_s, policy_s)
+                       env_steps, torch.cat(privileged) if privileged else None, sim_s, policy_s,
+                       self.env_task)
 
 
 def success_rate(episodes: list[EpisodeStats]) -> float:

@@ -24,7 +24,8 @@ from training.policy.policy import Policy
 from training.policy.sampling import chain_log_probs, element_mask, reduce_log_prob
 from training.ppo.critic import PrivilegedCritic
 from training.ppo.distributed import average_gradients, mean_across_ranks
-from training.ppo.losses import clipped_surrogate, clipped_value_loss, explained_variance, gae, normalize_advantages
+from training.ppo.losses import (clipped_surrogate, clipped_value_loss, explained_variance, gae, normalize_advantages,
+                                  normalize_advantages_by_group)
 from training.ppo.rollout import Rollout, index_obs
 
 
@@ -61,6 +62,9 @@ class PPOConfig:
     entropy_coef: float = 0.005
     """Flow-Noise only (the SDE's std is fixed)."""
     grad_clip: float = 1.0
+    advantage_norm: str = "minibatch"
+    """"minibatch": advantages normalised per minibatch (cleanrl); "task": per task over the whole rollout, so
+    that in a task mix each task's actions weigh alike, whatever the spread of its returns."""
     target_kl: float | None = 0.1
     """Stop an update's remaining minibatches once approx KL exceeds this (None: never)."""
     critic_warmup_updates: int = 2
@@ -85,6 +89,8 @@ class PPOConfig:
             raise ValueError(f"method must be 'flow_noise' or 'flow_sde', got {self.method!r}")
         if self.critic not in ("policy", "privileged"):
             raise ValueError(f"critic must be 'policy' or 'privileged', got {self.critic!r}")
+        if self.advantage_norm not in ("minibatch", "task"):
+            raise ValueError(f"advantage_norm must be 'minibatch' or 'task', got {self.advantage_norm!r}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         self.sampler()  # validates K, noise level, chain mode
@@ -163,6 +169,9 @@ class PPOLearner:
         if self.critic is not None:
             self.critic.norm.update(ro.privileged)
         flat_adv, flat_ret = adv.flatten(), ret.flatten()
+        per_task = cfg.advantage_norm == "task" and ro.env_task is not None
+        if per_task:
+            flat_adv = normalize_advantages_by_group(flat_adv, ro.sample_tasks())
         if self.critic is not None:
             self._fit_critic(ro.privileged, flat_ret, gen_seed=cfg.seed * 100_003 + self.updates_done)
         # (B,) chain log-probs, or (B, H, A) with the "element" reduction (a ratio per executed action element)
@@ -177,7 +186,7 @@ class PPOLearner:
             for start in range(0, ro.size, cfg.minibatch_size):
                 idx = perm[start: start + cfg.minibatch_size]
                 log_prob, value, entropy = self.evaluate(ro, idx, noise_level)
-                a = normalize_advantages(flat_adv[idx]) if len(idx) > 1 else flat_adv[idx]
+                a = flat_adv[idx] if per_task or len(idx) < 2 else normalize_advantages(flat_adv[idx])
                 if log_prob.dim() == 3:  # per element: only executed steps x real dims count
                     keep = self.elem_mask.bool()
                     pg_loss, pg_stats = clipped_surrogate(log_prob[:, keep], old_lp[idx][:, keep], a[:, None],

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from training.ppo.losses import clipped_surrogate, clipped_value_loss, explained_variance, gae, normalize_advantages
+from training.ppo.losses import (clipped_surrogate, clipped_value_loss, explained_variance, gae, normalize_advantages,
+                                  normalize_advantages_by_group)
 
 
 def test_gae_on_a_known_reward_sequence():
@@ -65,3 +66,15 @@ def test_advantage_normalization_and_explained_variance():
     assert explained_variance(t, t) == 1.0
     assert explained_variance(torch.zeros(3), t) == pytest.approx(0.0)
 
+
+
+def test_per_task_normalization_weighs_each_task_alike():
+    # task 0's advantages spread 100x wider than task 1's
+    adv = torch.tensor([100.0, -100.0, 300.0, 1.0, -1.0, 3.0])
+    task = torch.tensor([0, 0, 0, 1, 1, 1])
+    a = normalize_advantages_by_group(adv, task)
+    # each task: values (x, -x, 3x) -> mean x, deviations (0, -2x, 2x), std 2x -> (0, -1, 1)
+    torch.testing.assert_close(a, torch.tensor([0.0, -1.0, 1.0, 0.0, -1.0, 1.0]))
+    assert normalize_advantages(adv)[3:].std() < 0.05  # batch-wide: task 1's actions barely told apart
+    lone = normalize_advantages_by_group(torch.tensor([5.0, 1.0, 3.0]), torch.tensor([0, 1, 1]))
+    torch.testing.assert_close(lone, torch.tensor([0.0, -0.7071, 0.7071]), atol=1e-4, rtol=0)

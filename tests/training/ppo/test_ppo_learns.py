@@ -17,6 +17,7 @@ class BanditEnv:
     """Test double for a simulator: every chunk is a one-step episode; reward = -mean |action - TARGET|."""
 
     num_envs, action_dim, state_dim = 8, 2, 4
+    tasks = ["bandit"] * 8
     camera_names = ("base",)
 
     def _obs(self) -> dict:
