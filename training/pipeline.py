@@ -118,7 +118,8 @@ def run_pipeline(cfg: PipelineConfig, file_cfg: dict[str, Any], progress: bool =
             run_dir.rename(aside)
             print(f"pipeline: {run_dir} had no checkpoint yet; moved it to {aside} and starting PPO again")
         run = _section(PPORunConfig, file_cfg, "ppo_run", init=str(sft_out / "checkpoint"), out=str(run_dir),
-                       tasks=",".join(cfg.tasks), resume=(run_dir / "checkpoint").exists())
+                       tasks=",".join(cfg.tasks), resume=(run_dir / "checkpoint").exists(),
+                       bc_data=",".join(demo_dirs))
         ppo = _section(PPOConfig, file_cfg, "ppo", method=method, seed=_seed(file_cfg, "ppo", cfg.seed))
         results[method] = run_ppo(run, ppo, progress=progress)
         timings[f"ppo {method}"] = time.time() - t

@@ -79,7 +79,7 @@ def random_shift(images: torch.Tensor, pad: int, gen: torch.Generator) -> torch.
     return out.permute(0, 2, 3, 1).to(images.dtype)
 
 
-def _beta_time(n: int, gen: torch.Generator) -> torch.Tensor:
+def beta_flow_time(n: int, gen: torch.Generator) -> torch.Tensor:
     """pi0's flow times t ~ Beta(1.5, 1) * 0.999 + 0.001, from `gen` (Beta(a, 1) = U^(1/a))."""
     return torch.rand(n, generator=gen) ** (1 / 1.5) * 0.999 + 0.001
 
@@ -96,7 +96,7 @@ def validation_loss(policy: Policy, demos: DemoTensors, seed: int = 0, batch: in
         idx = torch.arange(start, min(start + batch, len(demos)))
         obs, actions, mask = demos.batch(idx)
         noise = torch.randn(actions.shape, generator=gen).to(actions)
-        loss = model.flow_matching_loss(obs, actions, mask, noise=noise, time=_beta_time(len(idx), gen).to(actions))
+        loss = model.flow_matching_loss(obs, actions, mask, noise=noise, time=beta_flow_time(len(idx), gen).to(actions))
         total += float(loss) * len(idx)
         count += len(idx)
     model.train(was_training)
@@ -129,7 +129,7 @@ def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool
                               obs.state, obs.tokens, obs.token_mask)
         # Noise and flow times from the run's own generator: the run is reproducible whatever else used torch.
         noise = torch.randn(actions.shape, generator=gen).to(actions)
-        time = _beta_time(len(idx), gen).to(actions)
+        time = beta_flow_time(len(idx), gen).to(actions)
         loss = model.flow_matching_loss(obs, actions, mask, noise=noise, time=time)
         opt.zero_grad(set_to_none=True)
         loss.backward()

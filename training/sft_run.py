@@ -17,7 +17,7 @@ from training.policy.action_space import ActionSpace
 from training.policy.checkpoint import save_checkpoint
 from training.policy.policy import Policy
 from training.policy.presets import get_preset
-from training.sft import SFTConfig, prepare_demos, train_sft
+from training.sft import DemoTensors, SFTConfig, prepare_demos, train_sft
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,23 @@ def load_demos(paths: list[str], max_episodes: int) -> tuple[list[DemoDataset], 
     return datasets, space
 
 
+def chunk_samples(datasets: list[DemoDataset], horizon: int) -> dict:
+    """Every chunk sample of several datasets, concatenated (`DemoDataset.chunk_samples`' keys)."""
+    parts = [d.chunk_samples(horizon=horizon) for d in datasets]
+    cams = tuple(parts[0]["images"])
+    return {"images": {c: np.concatenate([p["images"][c] for p in parts]) for c in cams},
+            "state": np.concatenate([p["state"] for p in parts]),
+            "instruction": [i for p in parts for i in p["instruction"]],
+            "actions": np.concatenate([p["actions"] for p in parts]),
+            "action_valid": np.concatenate([p["action_valid"] for p in parts])}
+
+
+def demo_tensors(policy: Policy, samples: dict) -> DemoTensors:
+    """`chunk_samples` output as the policy's model inputs."""
+    return prepare_demos(policy, {k: samples[k] for k in ("images", "state", "instruction")}, samples["actions"],
+                         samples["action_valid"])
+
+
 class SimEval:
     """The periodic in-sim evaluation of an SFT run: success of the ODE policy on the held-out seeds every
     `eval_every` steps and at the last step, appended to `sft_evals.jsonl`."""
@@ -128,14 +145,9 @@ def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
             held.records = d.records[-cfg.val_episodes:]
             d.records = d.records[: -cfg.val_episodes]
             val_sets.append(held)
-    parts = [d.chunk_samples(horizon=h) for d in datasets]
-    cams = tuple(parts[0]["images"])
-    size = parts[0]["images"][cams[0]].shape[1]
-    samples = {"images": {c: np.concatenate([p["images"][c] for p in parts]) for c in cams},
-               "state": np.concatenate([p["state"] for p in parts]),
-               "instruction": [i for p in parts for i in p["instruction"]],
-               "actions": np.concatenate([p["actions"] for p in parts]),
-               "action_valid": np.concatenate([p["action_valid"] for p in parts])}
+    samples = chunk_samples(datasets, h)
+    cams = tuple(samples["images"])
+    size = samples["images"][cams[0]].shape[1]
     vision = dataclasses.replace(preset.vision, image_size=size)
     pcfg = dataclasses.replace(preset, camera_names=cams, vision=vision,
                                state_dim=max(preset.state_dim, samples["state"].shape[1]),
@@ -145,16 +157,8 @@ def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
     episodes = sum(len(d) for d in datasets)
     print(f"sft: {episodes} demos ({', '.join(tasks)}), {len(samples['state'])} samples, cameras {list(cams)} "
           f"{size}px; policy {pcfg.name} state_dim {pcfg.state_dim}")
-    demos = prepare_demos(policy, {k: samples[k] for k in ("images", "state", "instruction")}, samples["actions"],
-                          samples["action_valid"])
-    val = None
-    if val_sets:
-        vparts = [v.chunk_samples(horizon=h) for v in val_sets]
-        val = prepare_demos(policy, {"images": {c: np.concatenate([p["images"][c] for p in vparts]) for c in cams},
-                                     "state": np.concatenate([p["state"] for p in vparts]),
-                                     "instruction": [i for p in vparts for i in p["instruction"]]},
-                            np.concatenate([p["actions"] for p in vparts]),
-                            np.concatenate([p["action_valid"] for p in vparts]))
+    demos = demo_tensors(policy, samples)
+    val = demo_tensors(policy, chunk_samples(val_sets, h)) if val_sets else None
     val_log: list[tuple[int, float]] = []
     sim_eval = SimEval(policy, tasks, cfg, out, camera) if cfg.eval_every else None
     try:

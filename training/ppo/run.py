@@ -23,6 +23,8 @@ from training.ppo.distributed import barrier, broadcast_parameters, gather_objec
 from training.ppo.rollout import RolloutCollector, success_by_task, success_rate
 from training.ppo.train import PPOConfig, PPOLearner
 from training.run_logger import RunLogger
+from training.sft import DemoTensors
+from training.sft_run import chunk_samples, demo_tensors, load_demos
 
 LEARNER_FILE = "learner.pt"
 
@@ -45,6 +47,8 @@ class PPORunConfig:
     eval_every: int = 0
     """Evaluate every N updates (0: only before and after)."""
     save_every: int = 10
+    bc_data: str = ""
+    """Demo dataset directories (comma-separated) for the `bc_coef` loss; the pipeline passes its demos."""
     resume: bool = False
     wandb: bool = True
     """Log to Weights & Biases when installed (offline unless WANDB_API_KEY is set)."""
@@ -95,7 +99,7 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
     broadcast_parameters(policy.model)
     tasks, camera, env = _tasks_and_env(run, policy, start, privileged=cfg.critic == "privileged")
     sampler = cfg.sampler()
-    learner = PPOLearner(policy, cfg, privileged_dim=env.privileged_dim)
+    learner = PPOLearner(policy, cfg, privileged_dim=env.privileged_dim, bc_demos=_bc_demos(run, cfg, policy))
     if learner.critic is not None:
         broadcast_parameters(learner.critic)
     collector = RolloutCollector(env, policy, sampler, cfg.num_executed, seed=cfg.seed + 1_000 * rank,
@@ -186,6 +190,17 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
     print(f"ppo: SFT {sft['success']:.1%} -> RL {rl['success']:.1%} on the same held-out seeds "
           f"({results['gain_points']:+.1f} points) after {env_steps} env steps")
     return results
+
+
+def _bc_demos(run: PPORunConfig, cfg: PPOConfig, policy) -> DemoTensors | None:
+    if cfg.bc_coef <= 0:
+        return None
+    paths = [p for p in run.bc_data.split(",") if p]
+    if not paths:
+        raise ValueError(f"bc_coef={cfg.bc_coef} needs demonstrations: pass --bc-data DIR[,DIR] (the SFT "
+                         "policy's demo datasets), or --bc-coef 0")
+    datasets, _ = load_demos(paths, max_episodes=0)
+    return demo_tensors(policy, chunk_samples(datasets, policy.cfg.action_horizon))
 
 
 def _trim_metrics(path: Path, updates_done: int) -> int:

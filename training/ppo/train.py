@@ -24,9 +24,16 @@ from training.policy.policy import Policy
 from training.policy.sampling import chain_log_probs, element_mask, reduce_log_prob
 from training.ppo.critic import PrivilegedCritic
 from training.ppo.distributed import average_gradients, mean_across_ranks
-from training.ppo.losses import (clipped_surrogate, clipped_value_loss, explained_variance, gae, normalize_advantages,
-                                  normalize_advantages_by_group)
+from training.ppo.losses import (
+    clipped_surrogate,
+    clipped_value_loss,
+    explained_variance,
+    gae,
+    normalize_advantages,
+    normalize_advantages_by_group,
+)
 from training.ppo.rollout import Rollout, index_obs
+from training.sft import DemoTensors, beta_flow_time
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,13 @@ class PPOConfig:
     """Privileged critic: extra value-only passes over each rollout before the PPO epochs (an MLP on sim
     state, so they cost little). A critic that explains more of the return leaves the advantages to carry
     what the actions did, not where the cube happened to be."""
+    bc_coef: float = 0.0
+    """Weight of the flow-matching (SFT) loss on the demonstrations, added to every actor step (0: off; needs
+    demos: `bc_data` in the run config). Small-batch policy gradients also push the policy where the rollouts
+    carry no signal; the demos' loss holds it near the SFT policy there while the advantages move it where
+    they agree (behaviour-cloning regularisation as in DAPG, Rajeswaran et al. 2018)."""
+    bc_batch_size: int = 16
+    """Demo chunks per actor step for that loss."""
     train_prefix: bool = False
     train_expert_blocks: int = -1
     """Action-expert blocks that train, counted from the output (-1: all). Fewer trainable weights make
@@ -104,8 +118,13 @@ class PPOConfig:
 class PPOLearner:
     """Holds the optimizer and schedules; `update(rollout)` runs the PPO epochs."""
 
-    def __init__(self, policy: Policy, cfg: PPOConfig, privileged_dim: int = 0):
+    def __init__(self, policy: Policy, cfg: PPOConfig, privileged_dim: int = 0, bc_demos: DemoTensors | None = None):
+        """bc_demos: the demonstrations for the `bc_coef` loss (model inputs, `prepare_demos`)."""
+        if cfg.bc_coef > 0 and (bc_demos is None or not len(bc_demos)):
+            raise ValueError(f"bc_coef={cfg.bc_coef} needs demonstrations: set bc_data (the demo dataset "
+                             "directories, comma-separated) in the ppo_run config, or bc_coef: 0")
         self.policy, self.cfg = policy, cfg
+        self.bc_demos = bc_demos if cfg.bc_coef > 0 else None
         model = policy.model
         model.set_prefix_trainable(cfg.train_prefix)
         if cfg.train_expert_blocks >= 0:
@@ -179,7 +198,9 @@ class PPOLearner:
         warmup = self.updates_done < cfg.critic_warmup_updates
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + self.updates_done)
         stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl",
-                                                          "clipfrac", "ratio")}
+                                                          "clipfrac", "ratio", "actor_grad_norm")}
+        if self.bc_demos is not None:
+            stats["bc_loss"] = []
         stopped_early = False
         for _ in range(cfg.epochs):
             perm = torch.randperm(ro.size, generator=gen)
@@ -201,16 +222,20 @@ class PPOLearner:
                     loss = pg_loss + cfg.value_coef * v_loss
                     if cfg.method == "flow_noise":
                         loss = loss - cfg.entropy_coef * ent
+                    if self.bc_demos is not None:
+                        bc_loss = self._bc_loss(gen)
+                        loss = loss + cfg.bc_coef * bc_loss
+                        stats["bc_loss"].append(float(bc_loss.detach()))
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 average_gradients(self.actor_params + self.critic_params)  # no-op on one process
                 # Clipped apart: the critic's large value-loss gradients must not shrink the actor's step.
-                torch.nn.utils.clip_grad_norm_(self.actor_params, cfg.grad_clip)
+                actor_norm = torch.nn.utils.clip_grad_norm_(self.actor_params, cfg.grad_clip)
                 torch.nn.utils.clip_grad_norm_(self.critic_params, cfg.grad_clip)
                 self.opt.step()
                 for k, v in (("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", ent),
                              ("approx_kl", pg_stats["approx_kl"]), ("clipfrac", pg_stats["clipfrac"]),
-                             ("ratio", pg_stats["ratio"])):
+                             ("ratio", pg_stats["ratio"]), ("actor_grad_norm", actor_norm)):
                     stats[k].append(float(v.detach()))
                 kl = mean_across_ranks(float(pg_stats["approx_kl"]))  # every rank stops together
                 if not warmup and cfg.target_kl is not None and kl > cfg.target_kl:
@@ -220,10 +245,19 @@ class PPOLearner:
                 break
         self.updates_done += 1
         model.eval()
-        out = {k: float(np.mean(v)) for k, v in stats.items()}
+        out = {k: float(np.mean(v)) for k, v in stats.items() if v}  # no bc_loss during critic warm-up
         out.update(explained_variance=explained_variance(old_v, flat_ret), critic_warmup=float(warmup),
                    kl_stop=float(stopped_early), lr=self.opt.param_groups[0]["lr"])
         return out
+
+    def _bc_loss(self, gen: torch.Generator) -> torch.Tensor:
+        """The flow-matching loss on `bc_batch_size` demo chunks drawn with the update's generator."""
+        demos = self.bc_demos
+        idx = torch.randint(0, len(demos), (self.cfg.bc_batch_size,), generator=gen)
+        obs, actions, mask = demos.batch(idx)
+        noise = torch.randn(actions.shape, generator=gen).to(actions)
+        return self.policy.model.flow_matching_loss(obs, actions, mask, noise=noise,
+                                                    time=beta_flow_time(len(idx), gen).to(actions))
 
     def _fit_critic(self, privileged: torch.Tensor, returns: torch.Tensor, gen_seed: int) -> None:
         """`critic_epochs` value-only minibatch passes of the privileged critic on this rollout's returns."""

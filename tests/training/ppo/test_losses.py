@@ -3,8 +3,14 @@
 import pytest
 import torch
 
-from training.ppo.losses import (clipped_surrogate, clipped_value_loss, explained_variance, gae, normalize_advantages,
-                                  normalize_advantages_by_group)
+from training.ppo.losses import (
+    clipped_surrogate,
+    clipped_value_loss,
+    explained_variance,
+    gae,
+    normalize_advantages,
+    normalize_advantages_by_group,
+)
 
 
 def test_gae_on_a_known_reward_sequence():
