@@ -17,7 +17,8 @@ pipeline: {tasks: [PushCube-v1], demo_episodes: 2, workers: 1, image_size: 32, m
            seed: 2, engine_eval_episodes: 2}
 sft: {preset: tiny, steps: 3, batch_size: 4, val_episodes: 0, seed: 1}
 ppo_run: {num_envs: 2, max_episode_steps: 10, eval_episodes_per_env: 2, save_every: 1, wandb: false}
-ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_updates: 0, num_executed: 5}
+ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_updates: 0, num_executed: 5,
+      bc_coef: 1.0, bc_batch_size: 2}
 """)
     out = tmp_path / "run"
     assert main(["pipeline", "--config", str(cfg), "--out", str(out)]) == 0
@@ -34,6 +35,9 @@ ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_
     assert [d["seed"] for d in demos] == [2000, 2001]
     assert json.loads((out / "sft" / "checkpoint" / "config.json").read_text())["metadata"]["sft"]["seed"] == 3
     assert json.loads((out / "ppo_flow_sde" / "config.json").read_text())["ppo"]["seed"] == 2
+    # PPO's behaviour-cloning term trained on the pipeline's own demos
+    metrics = json.loads((out / "ppo_flow_noise" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert metrics["bc_loss"] > 0
     # the first method's policy exported and run closed loop as an engine, next to PyTorch on the first
     # engine_eval_episodes of the same held-out episodes
     assert results["engine"]["engine"]["n"] == 2 and results["engine"]["pytorch"]["n"] == 2
