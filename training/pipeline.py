@@ -137,7 +137,8 @@ def export_and_evaluate(out: Path, cfg: PipelineConfig, file_cfg: dict[str, Any]
     except ImportError as e:
         print(f"pipeline: skipping the engine export ({e}); install the export extra: pip install 'pirl[export]'")
         return None
-    ckpt = out / f"ppo_{cfg.methods[0]}" / "checkpoint"
+    first = json.loads((out / f"ppo_{cfg.methods[0]}" / "results.json").read_text())
+    ckpt = Path(first.get("policy") or out / f"ppo_{cfg.methods[0]}" / "checkpoint")  # the policy PPO chose
     engine_dir, result_path = out / "engine", out / "engine_eval.json"
     if not (engine_dir / "engine.json").exists():
         t = time.time()
@@ -180,6 +181,10 @@ def write_report(out: Path, cfg: PipelineConfig, results: dict, timings: dict, s
     for method, r in results.items():
         verdict = "beyond both 95% intervals" if r["intervals_separate"] else "within the 95% intervals"
         lines.append(f"\nPPO {method}: {r['gain_points']:+.1f} points over SFT ({verdict}).")
+        if r.get("select") == "best_val":
+            lines.append(f"The PPO policy is update {r['policy_updates']}'s, the best of the run's validation "
+                         f"evaluations ({r['val_success']:.1%}; validation seeds from 2,000,000, apart from the "
+                         "test seeds).")
     if engine:
         lines.append(f"\nEngine (`engine/`, ONNX): parity with PyTorch {engine['parity']:.1e}; episodes whose outcome "
                      f"differs from the PyTorch policy's: {engine['disagreements']}; latency per decision p50 "
@@ -218,10 +223,17 @@ def plot_runs(out: Path, methods: list[str]) -> None:
         smooth = [float(np.mean(train[max(0, i - k + 1): i + 1])) for i in range(len(train))]
         axes[0].plot(steps, smooth, alpha=0.6, label=f"{method} train episodes (mean of {k} updates)")
         evals = json.loads((run_dir / "evals.json").read_text())
-        pts = sorted((v["env_steps"], v["overall"]["success"], v["overall"]["ci95"]) for v in evals.values())
-        axes[0].errorbar([p[0] for p in pts], [p[1] for p in pts],
-                         yerr=[[p[1] - p[2][0] for p in pts], [p[2][1] - p[1] for p in pts]], marker="o",
-                         capsize=3, label=f"{method} held-out eval")
+        best = evals.pop("best", None)
+        for seeds, style in (("test", "o"), ("validation", "s--")):
+            pts = sorted((v["env_steps"], v["overall"]["success"], v["overall"]["ci95"]) for v in evals.values()
+                         if v.get("seeds", "test") == seeds)
+            if pts:
+                axes[0].errorbar([p[0] for p in pts], [p[1] for p in pts], fmt=style, capsize=3,
+                                 yerr=[[p[1] - p[2][0] for p in pts], [p[2][1] - p[1] for p in pts]],
+                                 label=f"{method} ODE policy, {seeds} seeds")
+        if best:
+            axes[0].plot([best["env_steps"]], [best["success"]], "*", markersize=14,
+                         label=f"{method} chosen (update {best['updates']})")
         axes[1].plot(steps, [r["policy_loss"] for r in m], label=f"{method} policy")
         axes[1].plot(steps, [r["value_loss"] for r in m], label=f"{method} value")
         axes[2].plot(steps, [r["approx_kl"] for r in m], label=f"{method} approx KL")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from training.envs.base import EVAL_SEED_BASE, EpisodeStats, episode_seed
+from training.envs.base import EVAL_SEED_BASE, VAL_SEED_BASE, EpisodeStats, episode_seed
 from training.eval import summarize, wilson_interval
 
 
@@ -24,12 +24,12 @@ def test_summary_groups_by_task_and_instruction():
     assert s["per_instruction"]["PushCube-v1 | slide"]["success"] == 0.0
 
 
-def test_evaluation_episodes_never_reach_training_seeds():
-    # an env reset with a held-out seed draws every later episode's seed from the held-out range, too
-    for base in (EVAL_SEED_BASE, EVAL_SEED_BASE + 1, 0, 7):
+def test_evaluation_episodes_never_reach_training_or_validation_seeds():
+    # an env reset with a seed of one range (training, test, validation) draws every later episode's seed
+    # from that range, too
+    ranges = {0: 0, 7: 0, EVAL_SEED_BASE: EVAL_SEED_BASE, EVAL_SEED_BASE + 1: EVAL_SEED_BASE,
+              VAL_SEED_BASE: VAL_SEED_BASE, VAL_SEED_BASE + 1: VAL_SEED_BASE}
+    for base, low in ranges.items():
         seeds = [episode_seed(base, k) for k in range(1, 300)]
-        if base >= EVAL_SEED_BASE:
-            assert all(EVAL_SEED_BASE <= s < 2 * EVAL_SEED_BASE for s in seeds)
-        else:
-            assert all(0 <= s < EVAL_SEED_BASE for s in seeds)
+        assert all(low <= s < low + EVAL_SEED_BASE for s in seeds), base
         assert len(set(seeds)) > 290  # still a spread of start states, not one repeated

@@ -16,7 +16,8 @@ def test_pipeline_end_to_end_on_a_tiny_budget(tmp_path):
 pipeline: {tasks: [PushCube-v1], demo_episodes: 2, workers: 1, image_size: 32, methods: [flow_noise, flow_sde],
            seed: 2, engine_eval_episodes: 2}
 sft: {preset: tiny, steps: 3, batch_size: 4, val_episodes: 0, seed: 1}
-ppo_run: {num_envs: 2, max_episode_steps: 10, eval_episodes_per_env: 2, save_every: 1, wandb: false}
+ppo_run: {num_envs: 2, max_episode_steps: 10, eval_episodes_per_env: 2, save_every: 1, wandb: false,
+          eval_every: 1, val_episodes_per_env: 1, select: best_val}
 ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_updates: 0, num_executed: 5,
       bc_coef: 1.0, bc_batch_size: 2}
 """)
@@ -43,5 +44,9 @@ ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_
     assert results["engine"]["engine"]["n"] == 2 and results["engine"]["pytorch"]["n"] == 2
     assert results["engine"]["disagreements"] == 0 and "On those 2 episodes the PyTorch policy" in report
     assert results["engine"]["parity"] <= 1e-4 and "| engine of PPO flow_noise" in report
+    # ... the policy PPO chose on its validation seeds (here the only candidate, update 1)
+    spec = json.loads((out / "engine" / "engine.json").read_text())
+    assert spec["source_checkpoint"]["path"] == str((out / "ppo_flow_noise" / "best").resolve())
+    assert "The PPO policy is update 1's, the best of the run's validation evaluations" in report
     # A second call finds every stage complete and only rewrites the report.
     assert main(["pipeline", "--config", str(cfg), "--out", str(out)]) == 0

@@ -25,7 +25,11 @@ from typing import Any, Protocol
 import numpy as np
 
 EVAL_SEED_BASE = 1_000_000
-"""Evaluation episodes use seeds >= this; training seeds default to [0, EVAL_SEED_BASE)."""
+"""Held-out test episodes use seeds in [EVAL_SEED_BASE, 2 * EVAL_SEED_BASE); training seeds default to
+[0, EVAL_SEED_BASE)."""
+VAL_SEED_BASE = 2 * EVAL_SEED_BASE
+"""Validation episodes (PPO's mid-run evaluations, checkpoint selection) use [VAL_SEED_BASE, 3 * EVAL_SEED_BASE):
+choosing a policy on them leaves the test seeds unseen."""
 
 
 def eval_seeds(n: int) -> list[int]:
@@ -35,10 +39,10 @@ def eval_seeds(n: int) -> list[int]:
 
 def episode_seed(base_seed: int, episode: int) -> int:
     """Seed of the `episode`-th episode of an env first reset with `base_seed` (episode 0 is base_seed), in
-    base_seed's range: an evaluation env ([EVAL_SEED_BASE, 2 * EVAL_SEED_BASE)) never plays a training seed."""
+    base_seed's range of EVAL_SEED_BASE seeds: a test env never plays a training or validation seed."""
     if episode == 0:
         return base_seed
-    low = EVAL_SEED_BASE if base_seed >= EVAL_SEED_BASE else 0
+    low = base_seed // EVAL_SEED_BASE * EVAL_SEED_BASE
     return low + int(np.random.default_rng([base_seed, episode]).integers(0, EVAL_SEED_BASE))
 
 

@@ -16,17 +16,21 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from training.envs.base import EVAL_SEED_BASE, VAL_SEED_BASE
 from training.envs.factory import EnvSpec, make_vec_env
 from training.eval import evaluate
 from training.policy.checkpoint import load_checkpoint, save_checkpoint
+from training.policy.policy import Policy
 from training.ppo.distributed import barrier, broadcast_parameters, gather_objects, init_from_env
 from training.ppo.rollout import RolloutCollector, success_by_task, success_rate
 from training.ppo.train import PPOConfig, PPOLearner
-from training.run_logger import RunLogger
+from training.run_logger import RunLogger, write_json_atomic
 from training.sft import DemoTensors
 from training.sft_run import chunk_samples, demo_tensors, load_demos
 
 LEARNER_FILE = "learner.pt"
+BEST_DIR = "best"
+"""The validation-best policy (`select: best_val`), beside checkpoint/ (the last update's, with learner state)."""
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,28 @@ class PPORunConfig:
     eval_episodes_per_env: int = 10
     eval_every: int = 0
     """Evaluate every N updates (0: only before and after)."""
+    val_episodes_per_env: int = 0
+    """Mid-run evaluations (every `eval_every` updates, and of the SFT policy and the last update) play this many
+    episodes per env on validation seeds (VAL_SEED_BASE...) instead of the test seeds; 0: they use the test
+    seeds, like the evaluations before and after."""
+    select: str = "last"
+    """Which policy the final test evaluation judges: "last" (the last update's) or "best_val" (the mid-run
+    validation evaluation's best after the critic warm-up, saved in best/; needs eval_every and
+    val_episodes_per_env). A single PPO run's held-out success drifts by several points from one
+    checkpoint to the next; choosing on validation seeds keeps the test seeds an unbiased judge."""
     save_every: int = 10
     bc_data: str = ""
     """Demo dataset directories (comma-separated) for the `bc_coef` loss; the pipeline passes its demos."""
     resume: bool = False
     wandb: bool = True
     """Log to Weights & Biases when installed (offline unless WANDB_API_KEY is set)."""
+
+    def __post_init__(self) -> None:
+        if self.select not in ("last", "best_val"):
+            raise ValueError(f"select must be 'last' or 'best_val', got {self.select!r}")
+        if self.select == "best_val" and not (self.eval_every > 0 and self.val_episodes_per_env > 0):
+            raise ValueError("select: best_val chooses among validation evaluations: set eval_every > 0 and "
+                             f"val_episodes_per_env > 0 (got {self.eval_every} and {self.val_episodes_per_env})")
 
 
 def _tasks_and_env(run: PPORunConfig, policy, start: str,
@@ -123,29 +143,44 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
         logger = RunLogger(out, {"run": asdict(run), "ppo": asdict(cfg), "tasks": list(tasks), "world_size": world},
                            name=out.name, use_wandb=run.wandb, resume=run.resume)
 
-    def run_eval(tag: str) -> None:
+    validate = run.val_episodes_per_env > 0
+
+    def run_eval(tag: str, judged: Policy | None = None, val: bool = False) -> None:
         if lead:
-            summary = evaluate(policy, env, run.eval_episodes_per_env, cfg.num_executed, cfg.num_steps,
-                               video_dir=out / "videos" / tag)
-            evals[tag] = {k: v for k, v in summary.items() if k != "episodes"} | {"env_steps": env_steps,
-                                                                                   "updates": learner.updates_done}
-            (out / "evals.json").write_text(json.dumps(evals, indent=2))
+            episodes, seed = (run.val_episodes_per_env, VAL_SEED_BASE) if val else (run.eval_episodes_per_env,
+                                                                                     EVAL_SEED_BASE)
+            summary = evaluate(judged or policy, env, episodes, cfg.num_executed, cfg.num_steps, seed=seed,
+                               video_dir=None if val else out / "videos" / tag)
+            evals[tag] = {k: v for k, v in summary.items() if k != "episodes"} | {
+                "env_steps": env_steps, "updates": learner.updates_done, "seeds": "validation" if val else "test"}
+            candidate = learner.updates_done > cfg.critic_warmup_updates or learner.updates_done == cfg.updates
+            if val and candidate and run.select == "best_val":  # not the SFT policy (nor warm-up: same actor)
+                best = evals.get("best")
+                if best is None or summary["overall"]["success"] >= best["success"]:  # ties: the later policy
+                    save_checkpoint(out / BEST_DIR, policy, metadata=checkpoint_meta())
+                    evals["best"] = {"updates": learner.updates_done, "env_steps": env_steps,
+                                     "success": summary["overall"]["success"]}
+            write_json_atomic(out / "evals.json", evals)
             logger.summary({f"eval/{tag}/success": summary["overall"]["success"]})
             o = summary["overall"]
             print(f"eval [{tag}]: success {o['success']:.1%} (95% CI {o['ci95'][0]:.1%}-{o['ci95'][1]:.1%}, "
-                  f"n={o['n']})")
+                  f"n={o['n']}, {'validation' if val else 'test'} seeds)")
         barrier()  # the other ranks wait for rank 0's evaluation
+
+    def checkpoint_meta() -> dict:
+        return {"tasks": list(tasks), "ppo": asdict(cfg), "camera": camera}
 
     def save() -> None:
         generators = gather_objects(collector.generator.get_state())
         if lead:
-            meta = {"tasks": list(tasks), "ppo": asdict(cfg), "camera": camera}
-            ckpt = save_checkpoint(out / "checkpoint", policy, metadata=meta)
+            ckpt = save_checkpoint(out / "checkpoint", policy, metadata=checkpoint_meta())
             torch.save({"learner": learner.state_dict(), "generators": generators}, ckpt / LEARNER_FILE)
         barrier()
 
     if "sft" not in evals:
         run_eval("sft")
+    if validate and "val_update_0" not in evals:
+        run_eval("val_update_0", val=True)  # the SFT policy on the validation seeds: where the curve starts
     bar = tqdm(total=cfg.updates, initial=learner.updates_done, desc=f"ppo {cfg.method}",
                disable=not (progress and lead), dynamic_ncols=True)
     t_start = time.time()
@@ -170,24 +205,36 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
             bar.update(1)
             bar.set_postfix(succ=f"{record['train_success']:.0%}", kl=f"{stats['approx_kl']:.3f}",
                             vloss=f"{stats['value_loss']:.3f}", sps=f"{record['env_steps_per_s']:.0f}")
-        if run.eval_every and done % run.eval_every == 0 and done < cfg.updates:
+        if validate and (run.eval_every and done % run.eval_every == 0 or done == cfg.updates):
+            if f"val_update_{done}" not in evals:
+                run_eval(f"val_update_{done}", val=True)
+        elif run.eval_every and done % run.eval_every == 0 and done < cfg.updates:
             run_eval(f"update_{done}")
         if done % run.save_every == 0 or done == cfg.updates:
             save()
     bar.close()
     if evals.get("final", {}).get("updates") != learner.updates_done:  # none yet, or a run extended by --updates
-        run_eval("final")
+        chosen = load_checkpoint(out / BEST_DIR) if run.select == "best_val" and lead else None
+        run_eval("final", judged=chosen)
+        if lead:
+            evals["final"]["policy_updates"] = evals["best"]["updates"] if chosen else learner.updates_done
+            write_json_atomic(out / "evals.json", evals)
     env.close()
     if not lead:
         return {}
     sft, rl = evals["sft"]["overall"], evals["final"]["overall"]
+    policy_dir = out / (BEST_DIR if run.select == "best_val" else "checkpoint")
     results = {"sft": sft, "rl": rl, "gain_points": 100 * (rl["success"] - sft["success"]),
                "intervals_separate": rl["ci95"][0] > sft["ci95"][1], "env_steps": env_steps,
-               "seconds": time.time() - t_start, "world_size": world}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+               "seconds": time.time() - t_start, "world_size": world, "policy": str(policy_dir),
+               "policy_updates": evals["final"]["policy_updates"], "select": run.select}
+    if run.select == "best_val":
+        results["val_success"] = evals["best"]["success"]
+    write_json_atomic(out / "results.json", results)
     logger.summary({"sft_success": sft["success"], "rl_success": rl["success"]})
     logger.finish()
-    print(f"ppo: SFT {sft['success']:.1%} -> RL {rl['success']:.1%} on the same held-out seeds "
+    which = f" (update {results['policy_updates']}, best on validation)" if run.select == "best_val" else ""
+    print(f"ppo: SFT {sft['success']:.1%} -> RL {rl['success']:.1%}{which} on the same held-out seeds "
           f"({results['gain_points']:+.1f} points) after {env_steps} env steps")
     return results
 
