@@ -65,9 +65,10 @@ def evaluate(policy: Policy, env: VecEnv, episodes_per_env: int, num_executed: i
         if video_dir is not None and cam and len(video_paths) < videos:
             frames.append(obs["images"][cam][0])
         inputs = policy.prepare(obs)
-        noise = torch.randn(inputs.batch_size, cfg.action_horizon, cfg.action_dim, generator=gen)
+        # drawn on the CPU, so a policy meets the same initial noise on every device
+        noise = torch.randn(inputs.batch_size, cfg.action_horizon, cfg.action_dim, generator=gen).to(policy.device)
         actions = sample_ode(model, model.encode_prefix(inputs), inputs.state, noise, num_steps)
-        out = env.step(policy.unnormalize_actions(actions.numpy())[:, :num_executed])
+        out = env.step(policy.unnormalize_actions(actions.cpu().numpy())[:, :num_executed])
         for i, ep in enumerate(out.episodes):
             if ep is not None and done_per_env[i] < episodes_per_env:
                 episodes.append(ep)

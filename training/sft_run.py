@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data.demos import DemoDataset
+from training.device import resolve_device
 from training.envs.factory import EnvSpec, make_vec_env
 from training.eval import evaluate
 from training.policy.action_space import ActionSpace
@@ -50,6 +51,8 @@ class SFTRunConfig:
     """Image augmentation: shift training images by up to this many pixels (0: off)."""
     value_source: str = ""
     """Override the preset's critic input: "expert" (pi0 style) or "prefix" (pi0.5 style); "" keeps it."""
+    device: str = "auto"
+    """"auto" (a GPU when CUDA is available, else the CPU), "cpu" or "cuda"."""
     seed: int = 0
 
 
@@ -154,6 +157,7 @@ def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
                                value_source=cfg.value_source or preset.value_source, use_state=cfg.use_state)
     policy = Policy.create(pcfg, sorted(set(samples["instruction"])), samples["state"], samples["actions"],
                            seed=cfg.seed, action_space=space)
+    policy.model.to(resolve_device(cfg.device))
     episodes = sum(len(d) for d in datasets)
     print(f"sft: {episodes} demos ({', '.join(tasks)}), {len(samples['state'])} samples, cameras {list(cams)} "
           f"{size}px; policy {pcfg.name} state_dim {pcfg.state_dim}")

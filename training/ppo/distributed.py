@@ -15,14 +15,24 @@ import torch
 import torch.distributed as dist
 
 
-def init_from_env() -> tuple[int, int]:
-    """(rank, world size); joins the process group when launched by torchrun (RANK/WORLD_SIZE set)."""
+def init_from_env(device: torch.device | None = None) -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by torchrun (RANK/WORLD_SIZE set): NCCL when
+    this rank trains on a GPU (which it then makes current), gloo on the CPU."""
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
         return 0, 1
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
+        on_gpu = device is not None and device.type == "cuda"
+        if on_gpu:
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if on_gpu else "gloo")
     return dist.get_rank(), dist.get_world_size()
+
+
+def _comm_device() -> torch.device:
+    """Where a collective's tensors must live: NCCL reduces GPU tensors only."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def world_size() -> int:
@@ -55,7 +65,7 @@ def broadcast_parameters(module: torch.nn.Module) -> None:
 def mean_across_ranks(x: float) -> float:
     if world_size() == 1:
         return x
-    t = torch.tensor([x], dtype=torch.float64)
+    t = torch.tensor([x], dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t)
     return float(t.item()) / world_size()
 

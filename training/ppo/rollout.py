@@ -75,10 +75,12 @@ class RolloutCollector:
                              "CPU backend); use critic: policy")
         self.env, self.policy, self.sampler, self.num_executed = env, policy, sampler, num_executed
         self.critic = critic
-        self.elem_mask = element_mask(cfg.action_horizon, cfg.action_dim, num_executed, env.action_dim)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.elem_mask = element_mask(cfg.action_horizon, cfg.action_dim, num_executed, env.action_dim,
+                                      device=policy.device)
+        self.generator = torch.Generator(device=policy.device).manual_seed(seed)
         names = sorted(set(env.tasks))
-        self.env_task = torch.tensor([names.index(t) for t in env.tasks])
+        self.device = policy.device
+        self.env_task = torch.tensor([names.index(t) for t in env.tasks], device=self.device)
         self.obs = env.reset(seed=seed)
 
     @torch.no_grad()
@@ -108,17 +110,17 @@ class RolloutCollector:
             logps.append(reduce_log_prob(s.term_log_probs, s.term_mask, self.elem_mask,
                                          self.sampler.log_prob_reduction))
             if self.critic is not None:
-                privileged.append(torch.as_tensor(self.obs["privileged"]))
+                privileged.append(torch.as_tensor(self.obs["privileged"], device=self.device))
                 values.append(self.critic(privileged[-1]))
             else:
                 values.append(s.value)
-            rewards.append(torch.as_tensor(out.reward))
-            dones.append(torch.as_tensor(out.done))
+            rewards.append(torch.as_tensor(out.reward, device=self.device))
+            dones.append(torch.as_tensor(out.done, device=self.device))
             episodes += [e for e in out.episodes if e is not None]
             env_steps += int(out.executed.sum())
             self.obs = out.obs
         if self.critic is not None:
-            last = self.critic(torch.as_tensor(self.obs["privileged"]))
+            last = self.critic(torch.as_tensor(self.obs["privileged"], device=self.device))
         else:
             inputs = self.policy.prepare(self.obs)
             last = sample_chain(model, model.encode_prefix(inputs), inputs.state, self.sampler,

@@ -8,6 +8,7 @@ CPU), under torchrun too.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from training.device import resolve_device
 from training.envs.base import EVAL_SEED_BASE, VAL_SEED_BASE
 from training.envs.factory import EnvSpec, make_vec_env
 from training.eval import evaluate
@@ -31,6 +33,8 @@ from training.sft_run import chunk_samples, demo_tensors, load_demos
 LEARNER_FILE = "learner.pt"
 BEST_DIR = "best"
 """The validation-best policy (`select: best_val`), beside checkpoint/ (the last update's, with learner state)."""
+EMA_DIR = "ema"
+"""The weight-averaged policy (`select: ema`), beside checkpoint/."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +59,15 @@ class PPORunConfig:
     episodes per env on validation seeds (VAL_SEED_BASE...) instead of the test seeds; 0: they use the test
     seeds, like the evaluations before and after."""
     select: str = "last"
-    """Which policy the final test evaluation judges: "last" (the last update's) or "best_val" (the mid-run
-    validation evaluation's best after the critic warm-up, saved in best/; needs eval_every and
+    """Which policy the final test evaluation judges (and the pipeline exports): "last" (the last update's),
+    "ema" (the Polyak average of the weights, saved in ema/; needs the ppo config's ema_decay) or "best_val"
+    (the mid-run validation evaluation's best after the critic warm-up, saved in best/; needs eval_every and
     val_episodes_per_env). A single PPO run's held-out success drifts by several points from one
     checkpoint to the next; choosing on validation seeds keeps the test seeds an unbiased judge."""
     save_every: int = 10
+    device: str = "auto"
+    """"auto" (the rank's GPU when CUDA is available, else the CPU), "cpu" or "cuda": where the policy, critic
+    and learner live. Checkpoints are written from the CPU either way, so they load anywhere."""
     bc_data: str = ""
     """Demo dataset directories (comma-separated) for the `bc_coef` loss; the pipeline passes its demos."""
     resume: bool = False
@@ -67,8 +75,8 @@ class PPORunConfig:
     """Log to Weights & Biases when installed (offline unless WANDB_API_KEY is set)."""
 
     def __post_init__(self) -> None:
-        if self.select not in ("last", "best_val"):
-            raise ValueError(f"select must be 'last' or 'best_val', got {self.select!r}")
+        if self.select not in ("last", "ema", "best_val"):
+            raise ValueError(f"select must be 'last', 'ema' or 'best_val', got {self.select!r}")
         if self.select == "best_val" and not (self.eval_every > 0 and self.val_episodes_per_env > 0):
             raise ValueError("select: best_val chooses among validation evaluations: set eval_every > 0 and "
                              f"val_episodes_per_env > 0 (got {self.eval_every} and {self.val_episodes_per_env})")
@@ -94,7 +102,11 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
     """One process, or one rank of a torchrun job: each rank owns its envs (seeds offset by rank) and
     rollouts, gradients are averaged every step; rank 0 evaluates, logs and saves, and its checkpoint holds
     every rank's RNG state so `--resume` replays the same episodes on every rank."""
-    rank, world = init_from_env()
+    if run.select == "ema" and cfg.ema_decay <= 0:
+        raise ValueError("select: ema judges the weight-averaged policy: set ema_decay > 0 in the ppo config "
+                         "(e.g. 0.95), or select: last")
+    device = resolve_device(run.device)
+    rank, world = init_from_env(device)
     lead = rank == 0
     out = Path(run.out)
     state_path = out / "checkpoint" / LEARNER_FILE
@@ -116,6 +128,7 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
         start = str(out / "checkpoint")
     barrier()  # rank 0 has checked the run directory
     policy = load_checkpoint(start)
+    policy.model.to(device)
     broadcast_parameters(policy.model)
     tasks, camera, env = _tasks_and_env(run, policy, start, privileged=cfg.critic == "privileged")
     sampler = cfg.sampler()
@@ -126,7 +139,7 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
                                  critic=learner.critic)
     evals: dict = {}
     if run.resume:
-        state = torch.load(state_path, weights_only=True)
+        state = torch.load(state_path, weights_only=True, map_location="cpu")  # the optimizer moves its own
         learner.load_state_dict(state["learner"])
         collector.generator.set_state(state["generators"][rank])
         evals = json.loads((out / "evals.json").read_text()) if (out / "evals.json").exists() else {}
@@ -175,7 +188,14 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
         if lead:
             ckpt = save_checkpoint(out / "checkpoint", policy, metadata=checkpoint_meta())
             torch.save({"learner": learner.state_dict(), "generators": generators}, ckpt / LEARNER_FILE)
+            if learner.ema:
+                save_checkpoint(out / EMA_DIR, averaged_policy(), metadata=checkpoint_meta())
         barrier()
+
+    def averaged_policy() -> Policy:
+        averaged = copy.deepcopy(policy)
+        averaged.model.load_state_dict(learner.averaged_weights())
+        return averaged
 
     if "sft" not in evals:
         run_eval("sft")
@@ -214,16 +234,20 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
             save()
     bar.close()
     if evals.get("final", {}).get("updates") != learner.updates_done:  # none yet, or a run extended by --updates
-        chosen = load_checkpoint(out / BEST_DIR) if run.select == "best_val" and lead else None
+        chosen = None
+        if lead and run.select in ("best_val", "ema"):
+            chosen = load_checkpoint(out / (BEST_DIR if run.select == "best_val" else EMA_DIR))
+            chosen.model.to(device)
         run_eval("final", judged=chosen)
         if lead:
-            evals["final"]["policy_updates"] = evals["best"]["updates"] if chosen else learner.updates_done
+            best_val = run.select == "best_val"
+            evals["final"]["policy_updates"] = evals["best"]["updates"] if best_val else learner.updates_done
             write_json_atomic(out / "evals.json", evals)
     env.close()
     if not lead:
         return {}
     sft, rl = evals["sft"]["overall"], evals["final"]["overall"]
-    policy_dir = out / (BEST_DIR if run.select == "best_val" else "checkpoint")
+    policy_dir = out / {"best_val": BEST_DIR, "ema": EMA_DIR}.get(run.select, "checkpoint")
     results = {"sft": sft, "rl": rl, "gain_points": 100 * (rl["success"] - sft["success"]),
                "intervals_separate": rl["ci95"][0] > sft["ci95"][1], "env_steps": env_steps,
                "seconds": time.time() - t_start, "world_size": world, "policy": str(policy_dir),

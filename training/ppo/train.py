@@ -92,6 +92,10 @@ class PPOConfig:
     they agree (behaviour-cloning regularisation as in DAPG, Rajeswaran et al. 2018)."""
     bc_batch_size: int = 16
     """Demo chunks per actor step for that loss."""
+    ema_decay: float = 0.0
+    """Polyak average of the policy's weights, updated after every actor update (0: off). Small-batch updates
+    move the weights by their signal plus a random walk; the average keeps the drift and damps the walk.
+    The run's final evaluation and export judge the averaged policy when the run config's `select` is "ema"."""
     train_prefix: bool = False
     train_expert_blocks: int = -1
     """Action-expert blocks that train, counted from the output (-1: all). Fewer trainable weights make
@@ -105,6 +109,9 @@ class PPOConfig:
             raise ValueError(f"critic must be 'policy' or 'privileged', got {self.critic!r}")
         if self.advantage_norm not in ("minibatch", "task"):
             raise ValueError(f"advantage_norm must be 'minibatch' or 'task', got {self.advantage_norm!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0: off; 0.95 averages about the last 20 updates), "
+                             f"got {self.ema_decay}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         self.sampler()  # validates K, noise level, chain mode
@@ -140,7 +147,7 @@ class PPOLearner:
                 raise ValueError("critic: privileged needs the env's privileged state size (privileged_dim > 0)")
             with torch.random.fork_rng(devices=[]):  # the same initial critic for the same seed, run after run
                 torch.manual_seed(cfg.seed)
-                self.critic = PrivilegedCritic(privileged_dim, cfg.critic_hidden)
+                self.critic = PrivilegedCritic(privileged_dim, cfg.critic_hidden).to(policy.device)
             model.value_head.requires_grad_(False)  # unused while the privileged critic judges
             critic = list(self.critic.parameters())
         else:
@@ -152,8 +159,12 @@ class PPOLearner:
                                     betas=(0.9, 0.95))
         self.base_lrs = [cfg.lr, cfg.critic_lr]
         self.updates_done = 0
+        # name -> averaged tensor of every actor weight; starts at the SFT weights, moves once the actor does
+        names = {id(p): n for n, p in model.named_parameters()}
+        self.ema: dict[str, torch.Tensor] = ({names[id(p)]: p.detach().clone() for p in actor}
+                                             if cfg.ema_decay > 0 else {})
         self.elem_mask = element_mask(policy.cfg.action_horizon, policy.cfg.action_dim, cfg.num_executed,
-                                      policy.norm_stats.actions.dim)
+                                      policy.norm_stats.actions.dim, device=policy.device)
 
     def _set_lr(self) -> None:
         frac = self.updates_done / max(self.cfg.updates, 1)
@@ -175,7 +186,7 @@ class PPOLearner:
         if self.critic is not None:
             value = self.critic(ro.privileged[idx])
         elif value is None:  # hybrid chains recompute one step; the critic reads the first step's features
-            first = model.velocity(cache, obs.state, chain[:, 0], torch.ones(len(idx)))
+            first = model.velocity(cache, obs.state, chain[:, 0], torch.ones(len(idx), device=chain.device))
             value = model.value(cache, first.action_features)
         log_prob = reduce_log_prob(lp, term_mask, self.elem_mask, self.cfg.log_prob_reduction)
         return log_prob, value, entropy
@@ -243,6 +254,11 @@ class PPOLearner:
                     break
             if stopped_early:
                 break
+        if self.ema and not warmup:
+            params = dict(model.named_parameters())
+            with torch.no_grad():
+                for name, avg in self.ema.items():
+                    avg.lerp_(params[name].detach(), 1 - cfg.ema_decay)
         self.updates_done += 1
         model.eval()
         out = {k: float(np.mean(v)) for k, v in stats.items() if v}  # no bc_loss during critic warm-up
@@ -280,10 +296,18 @@ class PPOLearner:
                 for p in critic_group["params"]:
                     p.grad = None
 
+    def averaged_weights(self) -> dict[str, torch.Tensor]:
+        """The policy's state dict with the actor's weights replaced by their Polyak average (needs ema_decay)."""
+        if not self.ema:
+            raise ValueError("no averaged weights: set ema_decay > 0 in the ppo config")
+        return {k: self.ema.get(k, v).clone() for k, v in self.policy.model.state_dict().items()}
+
     def state_dict(self) -> dict:
         state = {"optimizer": self.opt.state_dict(), "updates_done": self.updates_done}
         if self.critic is not None:
             state["privileged_critic"] = self.critic.state_dict()
+        if self.ema:
+            state["ema"] = self.ema
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -291,3 +315,6 @@ class PPOLearner:
         self.updates_done = int(state["updates_done"])
         if self.critic is not None:
             self.critic.load_state_dict(state["privileged_critic"])
+        if self.ema:
+            for name, avg in self.ema.items():
+                avg.copy_(state["ema"][name])

@@ -1,4 +1,5 @@
-"""`select: best_val`: mid-run evaluations on validation seeds choose the policy the test seeds then judge."""
+"""Which policy a PPO run hands on: `select: best_val` (mid-run evaluations on validation seeds choose the
+policy the test seeds then judge) and `select: ema` (the weight average)."""
 
 import json
 
@@ -68,3 +69,43 @@ def test_best_val_needs_validation_evaluations():
         PPORunConfig(select="best_val", eval_every=10)
     with pytest.raises(ValueError, match="select must be"):
         PPORunConfig(select="best")
+
+
+def test_weight_averaged_policy_is_the_one_judged_and_exported(tmp_path, init_ckpt, monkeypatch):  # noqa: F811
+    """`select: ema`: ema/ holds the Polyak average of the actor's weights, and the final test evaluation plays
+    exactly those weights, not the last update's."""
+    judged = []
+
+    def recording_evaluate(policy, *args, **kwargs):
+        judged.append({k: v.detach().clone() for k, v in policy.model.state_dict().items()})
+        return real_evaluate(policy, *args, **kwargs)
+
+    real_evaluate = ppo_run.evaluate
+    monkeypatch.setattr(ppo_run, "evaluate", recording_evaluate)
+    out = tmp_path / "run"
+    run = PPORunConfig(init=str(init_ckpt), out=str(out), num_envs=2, max_episode_steps=10, eval_episodes_per_env=1,
+                       select="ema", save_every=1, wandb=False)
+    cfg = PPOConfig(method="flow_noise", num_executed=3, rollout_steps=3, updates=3, epochs=1, minibatch_size=3,
+                    critic_warmup_updates=1, target_kl=None, lr=1e-3, ema_decay=0.5)
+    results = run_ppo(run, cfg, progress=False)
+    assert results["policy"] == str(out / "ema") and results["select"] == "ema"
+
+    sft = load_file(str(init_ckpt / "model.safetensors"))
+    ema = load_file(str(out / "ema" / "model.safetensors"))
+    last = load_file(str(out / "checkpoint" / "model.safetensors"))
+    learner = torch.load(out / "checkpoint" / ppo_run.LEARNER_FILE, weights_only=True)["learner"]
+    averaged = learner["ema"]
+    assert averaged and all(torch.equal(ema[k], averaged[k]) for k in averaged)
+    trained = [k for k in averaged if not torch.equal(last[k], sft[k])]
+    assert trained, "the actor moved"
+    # two actor updates after one warm-up update, decay 0.5: strictly between the SFT and the last weights
+    assert any(not torch.equal(ema[k], last[k]) and not torch.equal(ema[k], sft[k]) for k in trained)
+    frozen = [k for k in ema if k not in averaged]
+    assert frozen and all(torch.equal(ema[k], last[k]) for k in frozen)
+    assert all(torch.equal(judged[-1][k], ema[k]) for k in ema), "the final evaluation played the average"
+
+
+def test_ema_selection_needs_an_average(tmp_path, init_ckpt):  # noqa: F811
+    run = PPORunConfig(init=str(init_ckpt), out=str(tmp_path / "run"), select="ema", wandb=False)
+    with pytest.raises(ValueError, match="set ema_decay > 0"):
+        run_ppo(run, PPOConfig(ema_decay=0.0), progress=False)
