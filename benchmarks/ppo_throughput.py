@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from training.cli import load_config_file
+from training.envs.camera import CameraSpec
 from training.envs.factory import EnvSpec, make_vec_env
 from training.envs.maniskill_tasks import INSTRUCTIONS
 from training.pipeline import PipelineConfig, _section
@@ -37,9 +38,10 @@ def main() -> None:
     # understate the learning share.
     cfg = dataclasses.replace(_section(PPOConfig, file_cfg, "ppo"), critic_warmup_updates=0)
     tasks = tuple(pipe.tasks)
+    camera = CameraSpec.load(pipe.camera_file).to_dict() if pipe.camera_file else None  # render as the demo does
     env = make_vec_env(EnvSpec(tasks=tasks, num_envs=run.num_envs, image_size=pipe.image_size,
                                max_episode_steps=run.max_episode_steps, reward_mode=run.reward_mode,
-                               privileged=cfg.critic == "privileged"))
+                               privileged=cfg.critic == "privileged", camera=camera))
     if args.init:
         policy = load_checkpoint(args.init)
     else:
