@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import micro_config
 from training.envs.base import ChunkStep, EpisodeStats
@@ -34,12 +35,19 @@ class BanditEnv:
                          eps)
 
 
+GPU = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                    reason="needs a CUDA device (none visible to torch here)"))
+
+
+@pytest.mark.parametrize("device", ["cpu", GPU])
 @pytest.mark.parametrize("method", ["flow_noise", "flow_sde"])
-def test_ppo_improves_the_expected_reward(method):
+def test_ppo_improves_the_expected_reward(method, device):
+    """On the GPU, rollouts (chains drawn with a CUDA generator) and updates both run there."""
     cfg = micro_config(camera_names=("base",), state_dim=4, action_dim=2, action_horizon=3,
                        vision=VisionConfig(image_size=32, patch_size=8, width=32, depth=1, mlp_dim=64, num_heads=2))
     rng = np.random.default_rng(0)
     policy = Policy.create(cfg, ["reach the target"], rng.standard_normal((32, 4)), rng.uniform(-1, 1, (32, 3, 2)))
+    policy.model.to(device)
     ppo = PPOConfig(method=method, num_executed=1, rollout_steps=4, epochs=4, minibatch_size=16, lr=1e-3,
                     critic_warmup_updates=2, target_kl=None, entropy_coef=0.0)
     learner = PPOLearner(policy, ppo)
@@ -47,6 +55,7 @@ def test_ppo_improves_the_expected_reward(method):
     rewards = []
     for _ in range(40):
         ro = collector.collect(ppo.rollout_steps, ppo.noise_level)
+        assert ro.chains.device.type == device and ro.rewards.device.type == device
         learner.update(ro, ppo.noise_level)
         rewards.append(float(ro.rewards.mean()))
     first, last = np.mean(rewards[:5]), np.mean(rewards[-5:])
