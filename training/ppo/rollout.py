@@ -75,11 +75,11 @@ class RolloutCollector:
                              "CPU backend); use critic: policy")
         self.env, self.policy, self.sampler, self.num_executed = env, policy, sampler, num_executed
         self.critic = critic
-        self.elem_mask = element_mask(cfg.action_horizon, cfg.action_dim, num_executed, env.action_dim,
-                                      device=policy.device)
-        self.generator = torch.Generator(device=policy.device).manual_seed(seed)
-        names = sorted(set(env.tasks))
         self.device = policy.device
+        self.elem_mask = element_mask(cfg.action_horizon, cfg.action_dim, num_executed, env.action_dim,
+                                      device=self.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        names = sorted(set(env.tasks))
         self.env_task = torch.tensor([names.index(t) for t in env.tasks], device=self.device)
         self.obs = env.reset(seed=seed)
 
