@@ -16,7 +16,7 @@ import numpy as np
 
 from deploy.arm_control import ArmController
 from deploy.executor import ChunkExecutor
-from deploy.policy_loop import PolicyRunner, StaleInput
+from deploy.policy_loop import NoChunk, PolicyRunner
 from deploy.runtime import Engine
 from deploy.safety import SafetyFilter, SafetyLimits
 from deploy.sim_arm import SimArm
@@ -72,7 +72,7 @@ class DryRunLoop:
                     chunk = self.runner.step(now)
                     self.controller.on_chunk(self.action_names, chunk.actions, chunk.stamp + self.latency_s, now)
                     result.chunks += 1
-                except StaleInput:
+                except NoChunk:
                     pass
             command = self.controller.tick(now)
             result.holds += int(command.hold)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deploy.runtime import files_read
 from training.policy.checkpoint import checkpoint_hash, load_checkpoint
 from training.policy.model import FlowVLA, Observation, PrefixCache
 from training.policy.policy import Policy, fake_obs
@@ -210,7 +211,7 @@ def export(checkpoint: str | Path, out: str | Path, graph: str = "one", num_step
         (tmp / "tokenizer").mkdir()
         policy.tokenizer.save(tmp / "tokenizer")
         spec = engine_spec(policy, checkpoint, graph, files, k)
-        spec["files"] = {f: _sha256(tmp / f) for f in files}
+        spec["files"] = {f: _sha256(tmp / f) for f in files_read(tmp, spec)}  # graph, norm stats, tokenizer
         (tmp / "engine.json").write_text(json.dumps(spec, indent=2))
         diff = check_parity(policy, tmp, k)
         print(f"pirl-export: onnxruntime vs PyTorch max abs diff {diff:.2e} (tolerance {PARITY_TOLERANCE:.0e}, "

@@ -5,7 +5,7 @@ chunk out - never from stale inputs.
     runner.set_instruction("push the cube to the goal")
     runner.on_image("base_camera", rgb, stamp)         # any resolution; resized to the engine's
     runner.on_joint_state(names, positions, stamp)     # names in any order, mapped to the engine's
-    result = runner.step(now)                          # Chunk, or raises StaleInput with the reason
+    result = runner.step(now)                          # Chunk, or raises NoChunk (StaleInput, RefusedChunk)
 
 Images are resized to the engine's square size with INTER_AREA, the same mapping the simulator's camera got
 from camera.yaml (K scaled per axis), so what the policy sees on the robot matches what it saw in training.
@@ -19,11 +19,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deploy.runtime import Engine
+from deploy.runtime import Engine, EngineError
+from training.policy.observation import ObservationError
 
 
-class StaleInput(RuntimeError):
+class NoChunk(RuntimeError):
+    """No chunk this tick: the arm holds (its executor runs out its current chunk, then holds position)."""
+
+
+class StaleInput(NoChunk):
     """An input is missing or older than the allowed age: no chunk is computed and the arm holds."""
+
+
+class RefusedChunk(NoChunk):
+    """The engine refused the inputs (a NaN joint reading, a state far outside training) or produced a
+    non-finite chunk: nothing is sent and the arm holds."""
 
 
 class InputError(ValueError):
@@ -110,5 +120,8 @@ class PolicyRunner:
         self.check(now)
         stamp = min([self._joints[1], *(self._images[c][1] for c in self.cameras)])  # type: ignore[index]
         t0 = time.perf_counter()
-        actions = self.engine.infer(self.observation())[0]
+        try:
+            actions = self.engine.infer(self.observation())[0]
+        except (ObservationError, EngineError) as e:
+            raise RefusedChunk(f"{type(e).__name__}: {e}") from e
         return Chunk(actions, stamp, time.perf_counter() - t0, self.instruction or "")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from training.policy.normalize import NormStats, normalize, unnormalize
-from training.policy.observation import pad_last, validate_observation
+from training.policy.observation import ObservationError, pad_last, validate_observation
 from training.policy.tokenizer import load_tokenizer, tokenize
 
 ENGINE_FORMAT = "pirl-engine/1"
@@ -47,21 +47,80 @@ class GraphInputs:
         return self.state.shape[0]
 
 
-def read_spec(directory: str | Path) -> dict:
-    directory = Path(directory)
-    path = directory / "engine.json"
-    if not path.exists():
-        raise EngineError(f"no engine at {directory} (engine.json missing); create one with "
-                          "`pirl-export CHECKPOINT --out DIR`")
+# Keys the runtime reads, with the type each must have (a spec that lacks one is refused by name, not with a
+# KeyError deep inside inference).
+REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
+    "format": str, "graph": str, "cameras": list, "image_size": int, "state_dim": int, "state_dim_padded": int,
+    "action_dim": int, "action_dim_padded": int, "action_horizon": int, "num_steps": int, "max_token_len": int,
+    "normalization": str, "tokenizer": str, "graph_files": list, "files": dict,
+}
+
+
+def _spec_error(path: Path, what: str) -> EngineError:
+    return EngineError(f"{path}: {what}; re-export the engine with `pirl-export CHECKPOINT --out DIR`")
+
+
+def _parse_spec(path: Path) -> dict:
     try:
-        spec = json.loads(path.read_text())
+        spec = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise _spec_error(path, f"is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
-        raise EngineError(f"{path} is not valid JSON ({e}); re-export the engine") from e
+        raise _spec_error(path, f"is not valid JSON ({e})") from None
+    if not isinstance(spec, dict):
+        raise _spec_error(path, f"must hold a JSON object, found a {type(spec).__name__}")
     if spec.get("format") != ENGINE_FORMAT:
         raise EngineError(f"{path}: format {spec.get('format')!r}, this runtime reads {ENGINE_FORMAT!r}")
-    for name, digest in spec.get("files", {}).items():
-        f = directory / name
-        if not f.exists():
+    for key, kind in REQUIRED_KEYS.items():
+        if key not in spec:
+            raise _spec_error(path, f"is missing the key {key!r}")
+        value = spec[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise _spec_error(path, f"key {key!r} must be a {getattr(kind, '__name__', kind)}, got {value!r}")
+    return spec
+
+
+def files_read(directory: Path, spec: dict) -> list[str]:
+    """Every file the runtime reads from an engine directory (relative names): graph(s), normalization,
+    tokenizer, and the TensorRT engine if one was built. Each must be hashed in engine.json's `files`."""
+    names = [*spec["graph_files"], spec["normalization"]]
+    tokenizer = directory / spec["tokenizer"]
+    if tokenizer.is_dir():
+        names += sorted(str(f.relative_to(directory)) for f in tokenizer.rglob("*") if f.is_file())
+    trt = spec.get("tensorrt")
+    if isinstance(trt, dict) and "file" in trt:
+        names.append(trt["file"])
+    return names
+
+
+def _inside(directory: Path, name: str) -> Path:
+    """`directory / name`, refusing names that point outside the engine directory."""
+    root = directory.resolve()
+    f = (directory / name).resolve() if isinstance(name, str) else root
+    if not isinstance(name, str) or Path(name).is_absolute() or root not in f.parents:
+        raise EngineError(f"{directory}/engine.json names the file {name!r}, which is outside the engine directory")
+    return f
+
+
+def read_spec(directory: str | Path) -> dict:
+    """engine.json, checked: a JSON object with every key the runtime reads, and a SHA-256 in `files` for every
+    file the runtime reads (graph, norm_stats.json, tokenizer, TensorRT engine), each matching."""
+    directory = Path(directory)
+    path = directory / "engine.json"
+    if not path.is_file():
+        raise EngineError(f"no engine at {directory} (engine.json missing); create one with "
+                          "`pirl-export CHECKPOINT --out DIR`")
+    spec = _parse_spec(path)
+    hashes = spec["files"]
+    unlisted = [n for n in files_read(directory, spec) if n not in hashes]
+    if unlisted:
+        raise _spec_error(path, f"does not list the SHA-256 of {unlisted} (every file the runtime reads must be "
+                                "hashed; engines exported before this check was added need a re-export)")
+    for name, digest in hashes.items():
+        f = _inside(directory, name)
+        if not isinstance(digest, str):
+            raise _spec_error(path, f"the SHA-256 of {name!r} must be a hex string, got {digest!r}")
+        if not f.is_file():
             raise EngineError(f"{directory}: {name} is missing; re-export the engine")
         if hashlib.sha256(f.read_bytes()).hexdigest() != digest:
             raise EngineError(f"{directory}: {name} does not match the SHA-256 in engine.json (damaged or "
@@ -70,20 +129,46 @@ def read_spec(directory: str | Path) -> dict:
 
 
 def engine_hash(directory: str | Path) -> str:
-    """SHA-256 of an engine's engine.json - which lists every graph file's own hash, so it names the engine."""
-    path = Path(directory) / "engine.json"
-    if not path.exists():
-        raise EngineError(f"no engine at {directory} (engine.json missing)")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The engine's name: SHA-256 of its engine.json, after `read_spec` has checked every file the runtime reads
+    against the digests listed there - so a change to any of them changes the hash or is refused."""
+    read_spec(directory)
+    return hashlib.sha256((Path(directory) / "engine.json").read_bytes()).hexdigest()
+
+
+class NonFiniteActions(EngineError):
+    """The graph produced NaN or inf: the chunk is refused (never sent to an arm)."""
+
+
+def _finite_or_raise(x: np.ndarray, what: str, error: type[Exception]) -> None:
+    """Refuse a non-finite array, naming the first bad element (env, then trailing indices)."""
+    if not np.isfinite(x).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        raise error(f"{what} is not finite at index {bad} (value {x[bad]})")
 
 
 class Engine:
-    """Preprocessing + a backend that maps graph inputs and noise to normalized actions."""
+    """Preprocessing + a backend that maps graph inputs and noise to normalized actions.
+
+    Every input is checked before the graph runs and every chunk after: a non-finite value anywhere (the
+    observation, the initial noise, the state after normalization, the actions) is an error, never an action.
+    """
 
     def __init__(self, directory: Path, spec: dict, backend: Any, backend_name: str):
         self.directory, self.spec, self._backend, self.backend = directory, spec, backend, backend_name
-        self.norm_stats = NormStats.load(directory)
-        self.tokenizer = load_tokenizer(directory / spec["tokenizer"])
+        try:
+            self.norm_stats = NormStats.load(directory, spec["normalization"])
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            raise EngineError(f"{directory}: cannot read {spec['normalization']}: {e}; re-export the engine") from None
+        ns = self.norm_stats
+        if ns.state.dim != spec["state_dim"] or ns.actions.dim != spec["action_dim"]:
+            raise EngineError(f"{directory}: {spec['normalization']} has state/action dims {ns.state.dim}/"
+                              f"{ns.actions.dim}, engine.json says {spec['state_dim']}/{spec['action_dim']}; "
+                              "re-export the engine")
+        try:
+            self.tokenizer = load_tokenizer(directory / spec["tokenizer"])
+        except (ValueError, KeyError, TypeError, OSError) as e:  # JSONDecodeError is a ValueError
+            raise EngineError(f"{directory}: cannot read the tokenizer in {spec['tokenizer']}: {e}; "
+                              "re-export the engine") from None
         self.cameras = tuple(spec["cameras"])
         self.chunk_shape = (spec["action_horizon"], spec["action_dim_padded"])
         self._rng = np.random.default_rng(0)
@@ -100,26 +185,50 @@ class Engine:
         s = self.spec
         validate_observation(obs, self.cameras, s["image_size"], s["state_dim"])
         ns = self.norm_stats
-        state = pad_last(normalize(np.asarray(obs["state"]), ns.state, ns.mode), s["state_dim_padded"])
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught just below, by name
+            state = normalize(np.asarray(obs["state"]), ns.state, ns.mode)
+        if not np.isfinite(state).all():
+            env, dim = (int(i) for i in np.argwhere(~np.isfinite(state))[0])
+            raise ObservationError(f"state [env {env}, dim {dim}] = {obs['state'][env, dim]!r} overflows "
+                                   f"normalization (mean {ns.state.mean[dim]:.4g}, std {ns.state.std[dim]:.4g}): "
+                                   "it is far outside anything the policy was trained on; check the joint "
+                                   "state source and its units")
+        state = pad_last(state, s["state_dim_padded"])
         tokens, mask = tokenize(self.tokenizer, list(obs["instruction"]), s["max_token_len"])
         images = np.stack([np.ascontiguousarray(obs["images"][c]) for c in self.cameras], axis=1)
         return GraphInputs(images, state.astype(np.float32), tokens.astype(np.int64), mask.astype(bool))
 
+    def _check_noise(self, noise: Any, batch: int) -> np.ndarray:
+        want = (batch, *self.chunk_shape)
+        if not isinstance(noise, np.ndarray):
+            raise ObservationError(f"noise must be a numpy array of shape {want}, got {type(noise).__name__}")
+        if noise.dtype.kind != "f":
+            raise ObservationError(f"noise must be floating point (float32), got {noise.dtype}")
+        if noise.shape != want:
+            raise ObservationError(f"noise must have shape {want} (N, H, padded A), got {noise.shape}")
+        noise = noise.astype(np.float32)
+        _finite_or_raise(noise, "the initial noise", ObservationError)
+        return noise
+
     def infer_normalized(self, inputs: GraphInputs, noise: np.ndarray) -> np.ndarray:
         """Graph inputs + initial noise (N, H, A_pad) -> normalized, padded actions (N, H, A_pad)."""
-        want = (inputs.batch_size, *self.chunk_shape)
-        if noise.shape != want:
-            raise EngineError(f"noise must have shape {want}, got {noise.shape}")
-        return self._backend.run(inputs, noise.astype(np.float32))
+        noise = self._check_noise(noise, inputs.batch_size)
+        actions = np.asarray(self._backend.run(inputs, noise))
+        _finite_or_raise(actions, "the engine's (normalized) action chunk", NonFiniteActions)
+        return actions
 
     def infer(self, obs: dict[str, Any], noise: np.ndarray | None = None) -> np.ndarray:
-        """Observation batch -> action chunk float32 (N, H, A) in the env's units."""
+        """Observation batch -> action chunk float32 (N, H, A) in the env's units. Raises ObservationError for
+        bad input and NonFiniteActions (an EngineError) rather than ever returning a NaN or inf."""
         inputs = self.prepare(obs)
         if noise is None:
             noise = self._rng.standard_normal((inputs.batch_size, *self.chunk_shape)).astype(np.float32)
         actions = self.infer_normalized(inputs, noise)
         ns = self.norm_stats
-        return unnormalize(actions[..., : ns.actions.dim], ns.actions, ns.mode).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            chunk = unnormalize(actions[..., : ns.actions.dim], ns.actions, ns.mode).astype(np.float32)
+        _finite_or_raise(chunk, "the action chunk (after unnormalization)", NonFiniteActions)
+        return chunk
 
 
 class OnnxBackend:

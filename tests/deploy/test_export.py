@@ -51,7 +51,8 @@ def test_engine_json_describes_inputs_and_its_source(engine_dir, checkpoint):
     assert spec["num_steps"] == 4 and spec["inputs"]["noise"]["shape"] == ["batch", 5, 6]
     assert spec["source_checkpoint"]["sha256"] == checkpoint_hash(checkpoint)
     assert spec["action_space"]["kind"] == "ee_delta_pose"
-    for name in spec["files"]:  # the RL heads are not in the graph
+    assert set(spec["files"]) == {*spec["graph_files"], "norm_stats.json", "tokenizer/tokenizer.json"}
+    for name in spec["graph_files"]:  # the RL heads are not in the graph
         weights = [init.name for init in onnx.load(str(engine_dir / name)).graph.initializer]
         assert weights and not [w for w in weights if "noise_net" in w or "value_head" in w]
 

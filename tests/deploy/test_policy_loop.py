@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deploy.policy_loop import InputError, PolicyRunner, StaleInput
+from deploy.policy_loop import InputError, NoChunk, PolicyRunner, RefusedChunk, StaleInput
 from deploy.runtime import load_engine
 
 JOINTS = ("j1", "j2", "j3", "j4", "j5")
@@ -61,3 +61,20 @@ def test_bad_inputs_are_named(engine):
         runner.on_image("top", np.zeros((32, 32, 3), np.uint8), 0.0)
     with pytest.raises(InputError, match="state joints are configured"):
         PolicyRunner(engine, JOINTS[:3])
+
+
+def test_a_nan_joint_reading_gives_no_chunk_and_the_runner_recovers(engine):
+    runner = _fed(engine, now=10.0)
+    runner.on_joint_state(JOINTS, [0.1, float("nan"), 0.3, 0.4, 0.5], 10.0)  # a glitching encoder
+    with pytest.raises(RefusedChunk, match=r"ObservationError: state has a non-finite value .*dim 1") as e:
+        runner.step(now=10.05)
+    assert isinstance(e.value, NoChunk)  # the nodes catch NoChunk: the arm holds
+    dim = int(np.argmin(engine.norm_stats.state.std))
+    assert engine.norm_stats.state.std[dim] < 1
+    absurd = [0.1, 0.2, 0.3, 0.4, 0.5]
+    absurd[dim] = float(np.finfo(np.float32).max)  # finite, but overflows normalization
+    runner.on_joint_state(JOINTS, absurd, 10.0)
+    with pytest.raises(RefusedChunk, match="overflows normalization"):
+        runner.step(now=10.05)
+    runner.on_joint_state(JOINTS, [0.1, 0.2, 0.3, 0.4, 0.5], 10.0)
+    assert np.isfinite(runner.step(now=10.05).actions).all()

@@ -62,15 +62,21 @@ class NormStats:
         (Path(directory) / self.FILENAME).write_text(json.dumps(data, indent=1))
 
     @classmethod
-    def load(cls, directory: Path) -> "NormStats":
-        path = Path(directory) / cls.FILENAME
+    def load(cls, directory: Path, filename: str = FILENAME) -> "NormStats":
+        path = Path(directory) / filename
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{path} is not valid JSON ({e}); the checkpoint may be truncated") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} must hold a JSON object with 'state' and 'actions', found "
+                             f"{type(data).__name__}")
         mode = data.get("mode", "zscore")
         if mode not in ("zscore", "quantile"):
             raise ValueError(f"{path}: unknown normalization mode {mode!r} (use 'zscore' or 'quantile')")
+        for key in ("state", "actions"):
+            if not isinstance(data.get(key), dict):
+                raise ValueError(f"{path}: missing the {key!r} statistics (an object with mean, std, q01, q99)")
         return cls(Stats.from_dict(data["state"], f"{path} [state]"),
                    Stats.from_dict(data["actions"], f"{path} [actions]"), mode)
 

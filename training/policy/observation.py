@@ -3,7 +3,7 @@ robot install (no torch) validates observations exactly as training does."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,9 @@ class ObservationError(ValueError):
 
 def validate_observation(obs: dict[str, Any], camera_names: Sequence[str], image_size: int, state_dim: int) -> int:
     """Check an observation batch against a policy's (or an engine's) spec; returns the batch size N."""
+    if not isinstance(obs, Mapping):
+        raise ObservationError(f"an observation must be a dict with keys images, state, instruction; got "
+                               f"{type(obs).__name__}")
     for key in ("images", "state", "instruction"):
         if key not in obs:
             raise ObservationError(f"observation is missing {key!r}; expected keys images, state, instruction")
@@ -41,8 +44,12 @@ def validate_observation(obs: dict[str, Any], camera_names: Sequence[str], image
             raise ObservationError(f"camera {name!r}: expected images of shape (N={n}, {s}, {s}, 3), got "
                                    f"{img.shape}; render or resize to {s}x{s} RGB")
     if not isinstance(instruction, (list, tuple)) or len(instruction) != n:
+        got = f" of length {len(instruction)}" if isinstance(instruction, (list, tuple)) else ""
         raise ObservationError(f"instruction must be a list of {n} strings (one per env), got "
-                               f"{type(instruction).__name__} of length {len(instruction)}")
+                               f"{type(instruction).__name__}{got}")
+    for i, text in enumerate(instruction):
+        if not isinstance(text, str):
+            raise ObservationError(f"instruction {i} must be a str, got {type(text).__name__}")
     return n
 
 

@@ -17,7 +17,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from deploy.policy_loop import InputError, PolicyRunner, StaleInput
+from deploy.policy_loop import InputError, NoChunk, PolicyRunner
 from deploy.runtime import EngineError, load_engine
 from pirl_ros.convert import fill_trajectory, from_stamp, image_from_msg, joint_state_from_msg
 from pirl_ros.params import declare
@@ -84,7 +84,7 @@ class PolicyNode(Node):
     def _infer(self) -> None:
         try:
             chunk = self.runner.step(now_s(self))
-        except StaleInput as e:
+        except NoChunk as e:
             self.get_logger().warning(f"no chunk (the arm holds): {e}", throttle_duration_sec=2.0)
             return
         msg = fill_trajectory(JointTrajectory(), JointTrajectoryPoint, self.action_joints, chunk.actions,
