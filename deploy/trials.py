@@ -56,14 +56,60 @@ class TrialRecord:
     sim_success: bool | None = None  # the sim arm's own success flag (dry runs only)
 
 
+def _record(line: bytes) -> TrialRecord:
+    """One log line -> TrialRecord; ValueError (incl. JSON and UTF-8 errors) or TypeError if it is not one."""
+    data = json.loads(line.decode("utf-8"))
+    if not isinstance(data, dict):
+        raise TypeError(f"a record is a JSON object, got {type(data).__name__}")
+    return TrialRecord(**data)
+
+
 class TrialLog:
-    """Append-only JSONL of TrialRecords."""
+    """Append-only JSONL of TrialRecords. The only change ever made to existing bytes is `repair`: a torn last
+    line (a crash mid-write) is moved to `<log>.torn` before anything is appended after it."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
+    @property
+    def quarantine(self) -> Path:
+        return self.path.with_name(self.path.name + ".torn")
+
+    def repair(self) -> str | None:
+        """Make the log end on a whole record. A last line that is not a record (a crash while writing it) is
+        appended to `<log>.torn` (fsynced), then cut from the log; a whole record that only lacks its newline
+        gets the newline. Returns what was done, or None if the log was sound."""
+        if not self.path.exists():
+            return None
+        data = self.path.read_bytes()
+        if not data or data.endswith(b"\n") and _parses(data.rstrip(b"\n").rsplit(b"\n", 1)[-1]):
+            return None
+        body = data.rstrip(b"\n")
+        cut = body.rfind(b"\n") + 1  # start of the last line
+        tail = data[cut:]
+        if not tail.endswith(b"\n") and _parses(tail):
+            with open(self.path, "ab") as f:
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+            return f"{self.path}: the last record lacked its newline (a crash while writing); completed it"
+        with open(self.quarantine, "ab") as q:  # keep the bytes first, then cut: a crash in between loses nothing
+            q.write(tail if tail.endswith(b"\n") else tail + b"\n")
+            q.flush()
+            os.fsync(q.fileno())
+        with open(self.path, "r+b") as f:
+            f.truncate(cut)
+            f.flush()
+            os.fsync(f.fileno())
+        whole = data[:cut].count(b"\n")
+        return (f"{self.path}: its last line ({len(tail)} bytes) was torn by a crash while writing; moved it to "
+                f"{self.quarantine} and continued after the {whole} whole records before it")
+
     def append(self, record: TrialRecord) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        message = self.repair()
+        if message:
+            log.warning(message)
         with open(self.path, "a") as f:
             f.write(json.dumps(asdict(record)) + "\n")
             f.flush()
@@ -73,20 +119,28 @@ class TrialLog:
         return read_trials(self.path)
 
 
+def _parses(line: bytes) -> bool:
+    try:
+        _record(line)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def read_trials(path: str | Path) -> list[TrialRecord]:
     """Every complete record; a torn last line (a crash mid-write) is skipped with a warning, a damaged line
     elsewhere is an error (the log was edited)."""
     path = Path(path)
     if not path.exists():
         return []
-    lines = path.read_text().splitlines()
+    lines = path.read_bytes().splitlines()
     records = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(TrialRecord(**json.loads(line)))
-        except (json.JSONDecodeError, TypeError) as e:
+            records.append(_record(line))
+        except (ValueError, TypeError) as e:
             if n == len(lines):
                 log.warning("%s: the last line (%d) is incomplete (a crash while writing?); read the %d records "
                             "before it", path, n, len(records))
@@ -396,6 +450,10 @@ class TrialSession:
                    for r in self.log.read())
 
     def run(self, episodes: int, time_limit_s: float, resume: bool = False) -> list[TrialRecord]:
+        if resume:
+            message = self.log.repair()  # before counting: a torn record is not an episode done
+            if message:
+                log.warning(message)
         done = self.completed()
         if self.log.read() and not resume:
             raise TrialError(f"{self.log.path} already holds trials: pass --resume to continue this session "

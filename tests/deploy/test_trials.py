@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from deploy.trials import TrialError, read_trials
+from deploy.trials import TrialError, TrialLog, TrialRecord, read_trials
 from training.stats import fisher_exact_p, wilson_interval
 
 
@@ -141,3 +141,67 @@ def test_trials_of_different_engines_are_not_compared_unless_asked(session, tmp_
         build_report([d / "trials.jsonl", other], [d / "sim_eval.json"])
     report = build_report([d / "trials.jsonl", other], [d / "sim_eval.json"], allow_mixed_engines=True)
     assert report["mixed_engines"] and report["episodes"] == 4
+
+
+def _rec(episode: int) -> TrialRecord:
+    return TrialRecord("e" * 64, "PushCube-v1", "push the cube", episode, "2026-12-05T10:00:00+00:00", 1.5,
+                       "success", "café", "time_limit", None, None, "dry-run")
+
+
+@pytest.mark.parametrize("fragment", [
+    b'{"engine_sha256": "eee',  # cut mid-record
+    '{"note": "caf\u00e9'.encode()[:-1],  # cut inside a UTF-8 character
+    b"\x00\x00\x00\x00",  # a filesystem that zero-filled the unwritten block
+    b'{"engine_sha256": "eee"}\n',  # a whole line that is still not a record
+])
+def test_a_torn_tail_is_quarantined_before_appending(tmp_path, fragment, caplog):
+    log = TrialLog(tmp_path / "t.jsonl")
+    log.append(_rec(0))
+    log.append(_rec(1))
+    sound = log.path.read_bytes()
+    log.path.write_bytes(sound + fragment)
+    with caplog.at_level(logging.WARNING, logger="pirl.trials"):
+        log.append(_rec(2))  # append repairs first
+    assert "torn by a crash" in caplog.text and "after the 2 whole records" in caplog.text
+    assert log.path.read_bytes().startswith(sound)
+    assert [r.episode for r in read_trials(log.path)] == [0, 1, 2]
+    assert log.quarantine.read_bytes().rstrip(b"\n") == fragment.rstrip(b"\n")  # nothing lost
+    assert log.repair() is None  # sound now
+
+
+def test_a_whole_record_without_its_newline_is_kept(tmp_path):
+    log = TrialLog(tmp_path / "t.jsonl")
+    log.append(_rec(0))
+    log.path.write_bytes(log.path.read_bytes().rstrip(b"\n"))  # the crash came between record and newline
+    assert "completed it" in log.repair()
+    log.append(_rec(1))
+    assert [r.episode for r in read_trials(log.path)] == [0, 1] and not log.quarantine.exists()
+
+
+def test_a_sound_log_is_never_touched(tmp_path):
+    log = TrialLog(tmp_path / "t.jsonl")
+    assert log.repair() is None  # no log yet
+    log.append(_rec(0))
+    before = log.path.read_bytes()
+    assert log.repair() is None and log.path.read_bytes() == before and not log.quarantine.exists()
+
+
+def test_resume_after_a_crash_mid_write_continues_cleanly(session, tmp_path, capsys, caplog):
+    from deploy.trials_cli import main
+
+    d, args = session
+    log = tmp_path / "trials.jsonl"
+    whole = (d / "trials.jsonl").read_bytes()
+    log.write_bytes(whole + whole.splitlines(keepends=True)[2][:57])  # episode 3 was being written
+    args = [*args[: args.index("--out") + 1], str(log), *args[args.index("--out") + 2:]]
+    with caplog.at_level(logging.WARNING, logger="pirl.trials"):
+        assert main([*args, "--episodes", "4", "--resume"]) == 0
+    assert "moved it to" in caplog.text and str(log) + ".torn" in caplog.text
+    records = read_trials(log)
+    assert [r.episode for r in records] == [0, 1, 2, 3]
+    assert len((log.parent / "trials.jsonl.torn").read_bytes()) == 58  # the fragment and a newline
+    assert main(["report", "--real", str(log), "--sim", str(d / "sim_eval.json"), "--out", str(tmp_path / "r")]) == 0
+    with caplog.at_level(logging.WARNING, logger="pirl.trials"):
+        caplog.clear()
+        assert main([*args, "--episodes", "4", "--resume"]) == 0  # a second resume: nothing to repair or run
+    assert "torn" not in caplog.text and len(read_trials(log)) == 4
