@@ -13,6 +13,7 @@ Board frame: origin at the outer top-left corner of the printed board, x along s
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,22 +96,60 @@ class Board:
                          obj.reshape(-1, 3).astype(np.float32))
 
 
-def render_view(board: Board, K: np.ndarray, T_camera_board: np.ndarray, size: tuple[int, int],
-                background: int = 90, pixels_per_square: int = 120, supersample: int = 3) -> np.ndarray:
-    """Synthetic camera image (grey uint8, size = (width, height)) of the printed board seen by a pinhole camera
-    K at pose T_camera_board (board frame -> camera frame), rendered `supersample` times larger and averaged
-    down (anti-aliased), for tests and for checking a set-up's geometry."""
+def _undistorted_rays(K: np.ndarray, distortion: np.ndarray, size: tuple[int, int], supersample: int) -> np.ndarray:
+    """Normalized pinhole coordinates (x, y) (H*f, W*f, 2) seen by each supersampled pixel of a distorted camera:
+    OpenCV's iterative undistortion of the pixel grid (pixel centres at integer coordinates). The grid is the same
+    for every view of one camera and takes about a second, so it is memoized."""
+    return _undistort_grid(K.astype(np.float64).tobytes(), distortion.astype(np.float64).tobytes(), tuple(size),
+                           supersample)
+
+
+@functools.lru_cache(maxsize=2)
+def _undistort_grid(K: bytes, distortion: bytes, size: tuple[int, int], supersample: int) -> np.ndarray:
     f = supersample
-    K_big = np.diag([f, f, 1.0]) @ np.asarray(K, float)
-    K_big[:2, 2] = (np.asarray(K, float)[:2, 2] + 0.5) * f - 0.5  # scale about pixel centres
+    u = (np.arange(size[0] * f) + 0.5) / f - 0.5
+    v = (np.arange(size[1] * f) + 0.5) / f - 0.5
+    grid = np.stack(np.meshgrid(u, v), -1).reshape(-1, 1, 2)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-12)
+    rays = cv2.undistortPointsIter(grid, np.frombuffer(K).reshape(3, 3), np.frombuffer(distortion), None, None,
+                                   criteria)
+    rays = rays.reshape(size[1] * f, size[0] * f, 2)
+    rays.flags.writeable = False
+    return rays
+
+
+def render_view(board: Board, K: np.ndarray, T_camera_board: np.ndarray, size: tuple[int, int],
+                background: int = 90, pixels_per_square: int = 120, supersample: int = 3,
+                distortion: np.ndarray | None = None) -> np.ndarray:
+    """Synthetic camera image (grey uint8, size = (width, height)) of the printed board seen by a camera K with
+    OpenCV `distortion` (None: a pinhole) at pose T_camera_board (board frame -> camera frame), rendered
+    `supersample` times larger and averaged down (anti-aliased), for tests and for checking a set-up's geometry.
+    Each rendered pixel looks up the board point its (undistorted) ray hits, so lens distortion is exact."""
+    f = supersample
     s = board.square_length / pixels_per_square
-    pixel_to_board = np.array([[s, 0, 0.5 * s], [0, s, 0.5 * s], [0, 0, 1.0]])
     R, t = T_camera_board[:3, :3], T_camera_board[:3, 3]
-    H = K_big @ np.c_[R[:, 0], R[:, 1], t] @ pixel_to_board
-    big = (size[0] * f, size[1] * f)
     printed = board.image(pixels_per_square)
-    canvas = cv2.warpPerspective(printed, H, big, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                 borderValue=0)
-    cover = cv2.warpPerspective(np.full(printed.shape, 255, np.uint8), H, big, flags=cv2.INTER_LINEAR) / 255.0
+    if distortion is None or not np.any(distortion):
+        K_big = np.diag([f, f, 1.0]) @ np.asarray(K, float)
+        K_big[:2, 2] = (np.asarray(K, float)[:2, 2] + 0.5) * f - 0.5  # scale about pixel centres
+        pixel_to_board = np.array([[s, 0, 0.5 * s], [0, s, 0.5 * s], [0, 0, 1.0]])
+        H = K_big @ np.c_[R[:, 0], R[:, 1], t] @ pixel_to_board
+        big = (size[0] * f, size[1] * f)
+        canvas = cv2.warpPerspective(printed, H, big, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                     borderValue=0)
+        cover = cv2.warpPerspective(np.full(printed.shape, 255, np.uint8), H, big, flags=cv2.INTER_LINEAR) / 255.0
+    else:
+        rays = _undistorted_rays(np.asarray(K, float), np.asarray(distortion, float), size, f)
+        # the ray (x, y, 1) meets the board plane where [r1 r2 t] (X, Y, 1) ~ (x, y, 1)
+        hom = np.concatenate([rays, np.ones((*rays.shape[:2], 1))], -1) @ np.linalg.inv(np.c_[R[:, 0], R[:, 1], t]).T
+        w = hom[..., 2]
+        behind = w <= 0  # the plane is behind the camera along this ray
+        w = np.where(behind, 1.0, w)
+        map_x = (hom[..., 0] / w / s - 0.5).astype(np.float32)
+        map_y = (hom[..., 1] / w / s - 0.5).astype(np.float32)
+        map_x[behind] = -1e6
+        canvas = cv2.remap(printed, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        cover = cv2.remap(np.full(printed.shape, 255, np.uint8), map_x, map_y, cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0) / 255.0
     out = canvas.astype(np.float32) * cover + background * (1 - cover)
     return cv2.resize(np.clip(out, 0, 255).astype(np.uint8), size, interpolation=cv2.INTER_AREA)

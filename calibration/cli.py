@@ -3,9 +3,9 @@
     pirl-calibrate intrinsics views/*.png --board board.yaml --out intrinsics.json
     pirl-calibrate intrinsics --realsense [SERIAL] --out intrinsics.json          # factory intrinsics
     pirl-calibrate capture --board board.yaml --camera realsense: --poses-from-tf panda_link0 panda_hand --out samples/
-    pirl-calibrate handeye --samples samples/ --mode eye-to-hand --intrinsics intrinsics.json --board board.yaml \\
-        --out handeye.json
-    pirl-calibrate write --intrinsics intrinsics.json --handeye handeye.json --out camera.yaml
+    pirl-calibrate handeye --samples samples/ --mode eye-to-hand --board board.yaml [--intrinsics intrinsics.json] \\
+        [--solver joint|two-step] [--distortion k3|no-k3|rational] --out handeye.json
+    pirl-calibrate write --handeye handeye.json --out camera.yaml
     pirl-calibrate check --camera camera.yaml --real photo.png --sim-task PushCube-v1 [--refine] --out check.png
 """
 
@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from calibration.board import Board, CalibrationError
+from calibration.refine import DISTORTION_MODELS, SOLVERS
 
 
 def _write_json(path: str | Path, data: dict) -> None:
@@ -47,7 +48,8 @@ def _intrinsics(a: argparse.Namespace) -> dict:
         if not a.images or not a.board:
             raise CalibrationError("give board images and --board board.yaml (or --realsense)")
         result = calibrate_intrinsics([_read_rgb(p) for p in a.images], Board.load(a.board),
-                                      names=[Path(p).name for p in a.images], max_view_error_px=a.max_view_error)
+                                      names=[Path(p).name for p in a.images], max_view_error_px=a.max_view_error,
+                                      distortion_model=a.distortion)
         out = result.to_dict()
         print(f"{len(result.view_errors)} views kept, {len(result.rejected)} rejected; RMS {result.rms:.3f} px")
         for name, why in result.rejected.items():
@@ -60,30 +62,60 @@ def _intrinsics(a: argparse.Namespace) -> dict:
 
 def _handeye(a: argparse.Namespace) -> dict:
     from calibration.capture import read_samples
-    from calibration.handeye import board_pose, solve_hand_eye
+    from calibration.intrinsics import calibrate_intrinsics
+    from calibration.refine import calibrate_hand_eye
 
-    intr = json.loads(Path(a.intrinsics).read_text())
-    K, dist = np.asarray(intr["K"]), np.asarray(intr["distortion"])
     board = Board.load(a.board)
-    names, T_ee, T_board = [], [], []
+    names, T_ee, dets, images = [], [], [], []
     skipped = {}
     for path, T in read_samples(a.samples):
-        det = board.detect(_read_rgb(path))
+        img = _read_rgb(path)
+        det = board.detect(img)
         if det is None:
             skipped[path.name] = "no board found"
             continue
         names.append(path.name)
         T_ee.append(T)
-        T_board.append(board_pose(det, K, dist))
-    result = solve_hand_eye(T_ee, T_board, a.mode, names=names, method=a.method)
-    out = {**result.summary(), "rejected": {**skipped, **result.rejected},
-           "per_method": {m: X.tolist() for m, X in result.per_method.items()}}
-    s = result.summary()
-    print(f"{result.name} ({result.method}, {s['samples_used']} samples): residual {s['residual_mm_rms']:.2f} mm / "
-          f"{s['residual_deg_rms']:.3f} deg RMS; solvers agree within {result.solver_spread_mm:.2f} mm / "
-          f"{result.solver_spread_deg:.3f} deg")
-    for name, why in out["rejected"].items():
-        print(f"  rejected {name}: {why}")
+        dets.append(det)
+        images.append(img)
+    if not images:
+        raise CalibrationError(f"no board found in any sample of {a.samples}: check board.yaml against the "
+                               "printed board")
+    size = (images[0].shape[1], images[0].shape[0])
+    if a.intrinsics:
+        intr = json.loads(Path(a.intrinsics).read_text())
+        if (intr["width"], intr["height"]) != size:
+            raise CalibrationError(f"{a.intrinsics} is for {intr['width']}x{intr['height']} images, the samples are "
+                                   f"{size[0]}x{size[1]}: calibrate the camera mode the samples were taken in")
+        K, dist, source = np.asarray(intr["K"]), np.asarray(intr["distortion"]), intr.get("source", a.intrinsics)
+    elif a.fix_intrinsics:
+        raise CalibrationError("--fix-intrinsics keeps the intrinsics of --intrinsics FILE: give one")
+    else:  # the samples' own views start the intrinsics; the joint fit refines them with the robot's help
+        intr = calibrate_intrinsics(images, board, names, max_view_error_px=a.outlier_px,
+                                    distortion_model=a.distortion)
+        K, dist, source = intr.K, intr.distortion, "hand-eye samples (calibrateCamera)"
+    result = calibrate_hand_eye(dets, T_ee, a.mode, size, K, dist, names, solver=a.solver, method=a.method,
+                                distortion_model=a.distortion, fix_intrinsics=a.fix_intrinsics,
+                                outlier_px=a.outlier_px, outlier_mm=a.outlier_mm, outlier_deg=a.outlier_deg)
+    out = {**result.to_dict(), "intrinsics_start": source}
+    out["rejected"] = {**skipped, **out["rejected"]}
+    name = "T_base_camera" if a.mode == "eye-to-hand" else "T_ee_camera"
+    if result.solver == "joint":
+        sg, lo = out["sigma"], out["leave_out"]
+        print(f"{name} (joint refinement of intrinsics, {out['distortion_model']} distortion and pose over "
+              f"{out['samples_used']} samples): reprojection RMS {out['reprojection_rms_px']:.3f} px; 1-sigma "
+              f"{sg['position_mm']:.2f} mm / {sg['rotation_deg']:.3f} deg" +
+              (f"; leaving out a fifth moves it up to {lo['position_mm']:.2f} mm / {lo['rotation_deg']:.3f} deg"
+               if lo else ""))
+        Kr = result.K
+        print(f"  fx {Kr[0, 0]:.2f} fy {Kr[1, 1]:.2f} cx {Kr[0, 2]:.2f} cy {Kr[1, 2]:.2f}  dist "
+              f"{np.round(result.distortion, 4)}")
+    else:
+        print(f"{name} ({out['method']}, {out['samples_used']} samples): pose-consistency residual "
+              f"{out['residual_mm_rms']:.2f} mm / {out['residual_deg_rms']:.3f} deg RMS (not an error bound); solvers "
+              f"agree within {out['solver_spread_mm']:.2f} mm / {out['solver_spread_deg']:.3f} deg")
+    for sample, why in out["rejected"].items():
+        print(f"  rejected {sample}: {why}")
     _write_json(a.out, out)
     return out
 
@@ -91,12 +123,33 @@ def _handeye(a: argparse.Namespace) -> dict:
 def _write(a: argparse.Namespace) -> None:
     from training.envs.camera import CameraSpec
 
-    intr = json.loads(Path(a.intrinsics).read_text())
     he = json.loads(Path(a.handeye).read_text())
-    quality = {"intrinsics_rms_px": intr.get("rms_px"), "intrinsics_source": intr.get("source"),
-               "handeye_mode": he["mode"], "handeye_method": he["method"],
-               "handeye_residual_mm_rms": he["residual_mm_rms"], "handeye_residual_deg_rms": he["residual_deg_rms"],
-               "handeye_solver_spread_mm": he["solver_spread_mm"], "handeye_samples": he["samples_used"]}
+    if "K" in he:  # the hand-eye step used (and, jointly, refined) these intrinsics
+        intr = {"width": he["width"], "height": he["height"], "K": he["K"], "distortion": he["distortion"],
+                "source": he.get("intrinsics_start")}
+    elif a.intrinsics:
+        intr = json.loads(Path(a.intrinsics).read_text())
+    else:
+        raise CalibrationError(f"{a.handeye} holds no intrinsics (an older hand-eye file): pass --intrinsics FILE")
+    quality = {"intrinsics_source": intr.get("source"), "handeye_mode": he["mode"],
+               "handeye_solver": he.get("solver", "two-step"), "handeye_samples": he["samples_used"]}
+    if quality["handeye_solver"] == "joint":
+        sg, lo = he["sigma"], he.get("leave_out") or {}
+        quality.update({
+            "distortion_model": he["distortion_model"], "reprojection_rms_px": he["reprojection_rms_px"],
+            # 1-sigma from the refinement's covariance (corner noise alone), and how far the answer moves when
+            # a fifth of the samples is left out (sensitive to everything the model does not explain).
+            "position_sigma_mm": sg["position_mm"], "rotation_sigma_deg": sg["rotation_deg"],
+            "principal_point_sigma_px": max(sg.get("cx_px", 0.0), sg.get("cy_px", 0.0)),
+            "focal_sigma_px": max(sg.get("fx_px", 0.0), sg.get("fy_px", 0.0)),
+            "leave_out_position_mm": lo.get("position_mm"), "leave_out_rotation_deg": lo.get("rotation_deg"),
+            "handeye_rejected": sorted(he.get("rejected", {}))})
+    else:
+        quality.update({"intrinsics_rms_px": intr.get("rms_px"), "handeye_method": he["method"],
+                        "handeye_consistency_mm_rms": he["residual_mm_rms"],
+                        "handeye_consistency_deg_rms": he["residual_deg_rms"],
+                        "handeye_solver_spread_mm": he["solver_spread_mm"],
+                        "note": "two-step: consistency residuals and solver spread are not error bounds"})
     if he["mode"] == "eye-to-hand":
         T = np.asarray(he["T_base_camera"])
     else:
@@ -185,13 +238,27 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--width", type=int, default=640)
     i.add_argument("--height", type=int, default=480)
     i.add_argument("--max-view-error", type=float, default=1.0, help="reject views above this RMS (px)")
+    i.add_argument("--distortion", choices=sorted(DISTORTION_MODELS), default="no-k3",
+                   help="lens model: k1 k2 p1 p2 (no-k3, default: few views rarely pin down k3), + k3, or rational")
     i.add_argument("--out", default="intrinsics.json")
     h = sub.add_parser("handeye", help="T_base_camera or T_ee_camera from (board image, ee pose) samples")
     h.add_argument("--samples", required=True)
     h.add_argument("--mode", required=True, choices=["eye-to-hand", "eye-in-hand"])
-    h.add_argument("--intrinsics", required=True)
+    h.add_argument("--intrinsics", help="start from these intrinsics (default: calibrate from the samples' views)")
     h.add_argument("--board", required=True)
-    h.add_argument("--method", default="park", choices=["park", "tsai", "horaud", "andreff", "daniilidis"])
+    h.add_argument("--solver", choices=SOLVERS, default="joint",
+                   help="joint (default): refine intrinsics, distortion and both poses over every corner, from the "
+                        "two-step start; two-step: calibrateHandEye with the intrinsics held fixed")
+    h.add_argument("--method", default="park", choices=["park", "tsai", "horaud", "andreff", "daniilidis"],
+                   help="OpenCV's hand-eye solver for the two-step (start) solution")
+    h.add_argument("--distortion", choices=sorted(DISTORTION_MODELS), default="k3",
+                   help="lens model: k1 k2 p1 p2 (no-k3), + k3 (default), or OpenCV's rational 8-coefficient model")
+    h.add_argument("--fix-intrinsics", action="store_true",
+                   help="joint solver: keep --intrinsics as given (e.g. a RealSense's factory calibration)")
+    h.add_argument("--outlier-px", type=float, default=3.0,
+                   help="joint solver: reject a sample whose reprojection RMS exceeds this (and 4x the median)")
+    h.add_argument("--outlier-mm", type=float, default=5.0, help="two-step: pose-consistency limit (and 3x median)")
+    h.add_argument("--outlier-deg", type=float, default=1.0, help="two-step: pose-consistency limit (and 3x median)")
     h.add_argument("--out", default="handeye.json")
     c = sub.add_parser("capture", help="guided capture of board images and end-effector poses")
     c.add_argument("--board", required=True)
@@ -204,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-samples", type=int)
     c.add_argument("--out", required=True)
     w = sub.add_parser("write", help="camera.yaml from intrinsics and hand-eye results")
-    w.add_argument("--intrinsics", required=True)
+    w.add_argument("--intrinsics", help="only for hand-eye files without intrinsics (the two-step of older versions)")
     w.add_argument("--handeye", required=True)
     w.add_argument("--name", default="base_camera")
     w.add_argument("--T-base-ee", dest="T_base_ee", help="eye-in-hand: the ee pose (4x4 JSON) the view is taken at")

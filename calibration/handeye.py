@@ -79,6 +79,23 @@ class HandEyeResult:
                 "rejected": self.rejected}
 
 
+def check_poses(T_base_ee: Sequence[np.ndarray], names: Sequence[str]) -> None:
+    """Every robot pose must be a finite rigid transform in metres; say which sample is not."""
+    for name, T in zip(names, T_base_ee, strict=True):
+        T = np.asarray(T, float)
+        if T.shape != (4, 4) or not np.isfinite(T).all():
+            raise CalibrationError(f"{name}: T_base_ee must be a finite 4x4 matrix, got shape {T.shape}"
+                                   + ("" if T.shape != (4, 4) else " with NaN or inf"))
+        R = T[:3, :3]
+        if not np.allclose(T[3], [0, 0, 0, 1]) or not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or \
+                np.linalg.det(R) < 0:
+            raise CalibrationError(f"{name}: T_base_ee is not a rigid transform (rotation not orthonormal or bottom "
+                                   "row not [0, 0, 0, 1]); poses must be homogeneous 4x4 matrices")
+        if np.linalg.norm(T[:3, 3]) > 5.0:
+            raise CalibrationError(f"{name}: the end effector is {np.linalg.norm(T[:3, 3]):.1f} m from the base; "
+                                   "poses must be in metres (were they written in millimetres?)")
+
+
 def check_motion(T_base_ee: Sequence[np.ndarray]) -> None:
     """Hand-eye needs rotations about at least two different axes; pure translations leave X unobservable."""
     Rs = Rotation.from_matrix(np.stack([T[:3, :3] for T in T_base_ee]))
@@ -104,11 +121,27 @@ def _solve(T_base_ee, T_cam_board, mode: str, method: int) -> np.ndarray:
     return X
 
 
-def _residuals(X, T_base_ee, T_cam_board, mode) -> tuple[np.ndarray, np.ndarray]:
-    chain = [(_inv(E) if mode == "eye-to-hand" else E) @ X @ B for E, B in zip(T_base_ee, T_cam_board, strict=True)]
+def _chain(X, T_base_ee, T_cam_board, mode) -> list[np.ndarray]:
+    """Per sample, the board's pose in the frame it is fixed to (ee for eye-to-hand, base for eye-in-hand)."""
+    return [(_inv(E) if mode == "eye-to-hand" else E) @ X @ B for E, B in zip(T_base_ee, T_cam_board, strict=True)]
+
+
+def _mean_pose(poses: Sequence[np.ndarray]) -> np.ndarray:
     mean = np.eye(4)
-    mean[:3, :3] = Rotation.from_matrix(np.stack([C[:3, :3] for C in chain])).mean().as_matrix()
-    mean[:3, 3] = np.mean([C[:3, 3] for C in chain], axis=0)
+    mean[:3, :3] = Rotation.from_matrix(np.stack([C[:3, :3] for C in poses])).mean().as_matrix()
+    mean[:3, 3] = np.mean([C[:3, 3] for C in poses], axis=0)
+    return mean
+
+
+def board_mount(X: np.ndarray, T_base_ee: Sequence[np.ndarray], T_camera_board: Sequence[np.ndarray],
+                mode: str) -> np.ndarray:
+    """The board's fixed pose given X: T_ee_board (eye-to-hand) or T_base_board (eye-in-hand), averaged."""
+    return _mean_pose(_chain(X, T_base_ee, T_camera_board, mode))
+
+
+def _residuals(X, T_base_ee, T_cam_board, mode) -> tuple[np.ndarray, np.ndarray]:
+    chain = _chain(X, T_base_ee, T_cam_board, mode)
+    mean = _mean_pose(chain)
     diffs = np.array([pose_difference(mean, C) for C in chain])
     return diffs[:, 0] * 1e3, diffs[:, 1]
 
@@ -124,6 +157,7 @@ def solve_hand_eye(T_base_ee: Sequence[np.ndarray], T_camera_board: Sequence[np.
     if len(T_base_ee) != len(T_camera_board):
         raise CalibrationError(f"{len(T_base_ee)} robot poses but {len(T_camera_board)} board poses")
     names = list(names) if names is not None else [f"sample_{i}" for i in range(len(T_base_ee))]
+    check_poses(T_base_ee, names)
     if len(T_base_ee) < MIN_SAMPLES:
         raise CalibrationError(f"{len(T_base_ee)} samples; hand-eye needs at least {MIN_SAMPLES} (15 or more for "
                                "millimetre accuracy), with the gripper rotated about different axes")

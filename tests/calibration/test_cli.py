@@ -52,7 +52,8 @@ def test_pipeline_files_hold_the_truth(calibrated):
 
     spec = CameraSpec.load(calibrated / "camera.yaml")
     assert (spec.width, spec.height) == SIZE and spec.quality["handeye_samples"] == 17
-    assert spec.quality["handeye_residual_mm_rms"] < 2.0
+    assert spec.quality["handeye_solver"] == "joint" and spec.quality["reprojection_rms_px"] < 0.5
+    assert spec.quality["position_sigma_mm"] < 2.0 and spec.quality["handeye_rejected"] == []
 
 
 def test_capture_warns_about_repeated_poses_and_missing_boards(tmp_path):
