@@ -105,8 +105,7 @@ def _handeye(a: argparse.Namespace) -> dict:
         print(f"{name} (joint refinement of intrinsics, {out['distortion_model']} distortion and pose over "
               f"{out['samples_used']} samples): reprojection RMS {out['reprojection_rms_px']:.3f} px; 1-sigma "
               f"{sg['position_mm']:.2f} mm / {sg['rotation_deg']:.3f} deg" +
-              (f"; leaving out a fifth moves it up to {lo['position_mm']:.2f} mm / {lo['rotation_deg']:.3f} deg"
-               if lo else ""))
+              (f"; jackknife over fifths {lo['position_mm']:.2f} mm / {lo['rotation_deg']:.3f} deg" if lo else ""))
         Kr = result.K
         print(f"  fx {Kr[0, 0]:.2f} fy {Kr[1, 1]:.2f} cx {Kr[0, 2]:.2f} cy {Kr[1, 2]:.2f}  dist "
               f"{np.round(result.distortion, 4)}")
@@ -137,12 +136,13 @@ def _write(a: argparse.Namespace) -> None:
         sg, lo = he["sigma"], he.get("leave_out") or {}
         quality.update({
             "distortion_model": he["distortion_model"], "reprojection_rms_px": he["reprojection_rms_px"],
-            # 1-sigma from the refinement's covariance (corner noise alone), and how far the answer moves when
-            # a fifth of the samples is left out (sensitive to everything the model does not explain).
+            # 1-sigma from the refinement's covariance (corner noise alone; position as the radius of the three
+            # axes together), and the jackknife standard error over fifths of the samples (it also sees errors
+            # shared by all corners of one sample, e.g. a robot pose slightly off).
             "position_sigma_mm": sg["position_mm"], "rotation_sigma_deg": sg["rotation_deg"],
             "principal_point_sigma_px": max(sg.get("cx_px", 0.0), sg.get("cy_px", 0.0)),
             "focal_sigma_px": max(sg.get("fx_px", 0.0), sg.get("fy_px", 0.0)),
-            "leave_out_position_mm": lo.get("position_mm"), "leave_out_rotation_deg": lo.get("rotation_deg"),
+            "jackknife_position_mm": lo.get("position_mm"), "jackknife_rotation_deg": lo.get("rotation_deg"),
             "handeye_rejected": sorted(he.get("rejected", {}))})
     else:
         quality.update({"intrinsics_rms_px": intr.get("rms_px"), "handeye_method": he["method"],

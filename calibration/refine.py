@@ -12,8 +12,9 @@ corner observation constrains everything at once, through the robot's kinematics
 over intrinsics (fx, fy, cx, cy), distortion (the chosen model), the camera pose X and the board pose Y, with
 scipy's least_squares started from the two-step result. The robust pass (soft-L1, scale ~1 px) finds samples
 whose robot pose disagrees with their image (rejected above `outlier_px`); a plain least-squares pass on the
-rest gives the answer and its covariance. A leave-some-out refit reports how far the answer moves without
-any one fifth of the samples. Both are written into camera.yaml so the quality block says what is known.
+rest gives the answer and its covariance (1-sigma, from corner noise). Refits without each fifth of the samples
+give a jackknife standard error, which also sees errors shared by all corners of a sample. Both go into
+camera.yaml, so its quality block says how well the camera is known rather than how self-consistent it is.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
 from calibration.board import CalibrationError, Detection
-from calibration.handeye import MIN_SAMPLES, pose_difference
+from calibration.handeye import MIN_SAMPLES
 
 # Distortion models: name -> (number of OpenCV coefficients, indices of the free ones among them).
 # OpenCV's order is k1, k2, p1, p2, k3, k4, k5, k6 (k4..k6 form the rational model's denominator).
@@ -65,7 +66,7 @@ class JointResult:
     rms_px: float  # reprojection RMS over the kept samples' corners
     sample_rms_px: dict[str, float]  # kept sample -> its reprojection RMS
     sigma: dict[str, float]  # 1-sigma from the covariance: fx, fy, cx, cy (px); position (mm); rotation (deg)
-    leave_out: dict[str, float] = field(default_factory=dict)  # largest change of X when a fifth is left out
+    leave_out: dict[str, float] = field(default_factory=dict)  # jackknife over fifths of the samples (_leave_out)
     rejected: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -192,17 +193,24 @@ def refine_hand_eye(dets: Sequence[Detection], T_base_ee: Sequence[np.ndarray], 
 
 def _leave_out(problem: _Problem, keep: list[int], x: np.ndarray, X: np.ndarray, K: np.ndarray,
                folds: int) -> dict[str, float]:
-    """Refit without each of `folds` interleaved subsets; the largest change of X and of the principal point."""
-    moves_mm, moves_deg, moves_px = [], [], []
+    """Refit without each of `folds` interleaved fifths: the grouped-jackknife standard error of X's position and
+    rotation and of the principal point, se = sqrt((g - 1) / g * sum_k |theta_k - mean|^2), and the largest
+    move. Unlike the covariance it also sees errors shared by a sample's corners (a robot pose a little off)."""
+    t, rot, pp = [], [], []
     for k in range(folds):
         subset = [i for j, i in enumerate(keep) if j % folds != k]
         Kk, _, Xk, _ = problem.unpack(_solve(problem, subset, x, "linear").x)
-        mm, deg = pose_difference(X, Xk)
-        moves_mm.append(mm * 1e3)
-        moves_deg.append(deg)
-        moves_px.append(float(np.abs(Kk[:2, 2] - K[:2, 2]).max()))
-    return {"folds": folds, "position_mm": max(moves_mm), "rotation_deg": max(moves_deg),
-            "principal_point_px": max(moves_px)}
+        t.append(Xk[:3, 3])
+        rot.append(Rotation.from_matrix(X[:3, :3].T @ Xk[:3, :3]).as_rotvec())
+        pp.append(Kk[:2, 2])
+
+    def se(values: list[np.ndarray]) -> float:
+        v = np.asarray(values)
+        return float(np.sqrt((folds - 1) / folds * np.sum((v - v.mean(0)) ** 2)))
+
+    return {"folds": folds, "position_mm": 1e3 * se(t), "rotation_deg": float(np.degrees(se(rot))),
+            "principal_point_px": se(pp),
+            "max_move_mm": 1e3 * float(np.max(np.linalg.norm(np.asarray(t) - X[:3, 3], axis=1)))}
 
 
 SOLVERS = ("joint", "two-step")
