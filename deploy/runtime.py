@@ -84,9 +84,9 @@ def files_read(directory: Path, spec: dict) -> list[str]:
     """Every file the runtime reads from an engine directory (relative names): graph(s), normalization,
     tokenizer, and the TensorRT engine if one was built. Each must be hashed in engine.json's `files`."""
     names = [*spec["graph_files"], spec["normalization"]]
-    tokenizer = directory / spec["tokenizer"]
+    tokenizer = _inside(directory, spec["tokenizer"])
     if tokenizer.is_dir():
-        names += sorted(str(f.relative_to(directory)) for f in tokenizer.rglob("*") if f.is_file())
+        names += sorted(str(f.relative_to(directory.resolve())) for f in tokenizer.rglob("*") if f.is_file())
     trt = spec.get("tensorrt")
     if isinstance(trt, dict) and "file" in trt:
         names.append(trt["file"])
@@ -98,7 +98,8 @@ def _inside(directory: Path, name: str) -> Path:
     root = directory.resolve()
     f = (directory / name).resolve() if isinstance(name, str) else root
     if not isinstance(name, str) or Path(name).is_absolute() or root not in f.parents:
-        raise EngineError(f"{directory}/engine.json names the file {name!r}, which is outside the engine directory")
+        raise EngineError(f"{directory}/engine.json names the file {name!r}, which is not a relative path inside the "
+                          "engine directory")
     return f
 
 

@@ -187,7 +187,12 @@ def test_the_hash_list_cannot_be_removed_or_cut_short(exported, tmp_path):
     spec["files"]["../../etc/hostname"] = "0" * 64
     spec["files"].update({n: "0" * 64 for n in ("norm_stats.json", "tokenizer/tokenizer.json")})
     (engine_dir / "engine.json").write_text(json.dumps(spec))
-    with pytest.raises(EngineError, match="outside the engine directory"):
+    with pytest.raises(EngineError, match="not a relative path inside the engine directory"):
+        read_spec(engine_dir)
+    del spec["files"]["../../etc/hostname"]
+    spec["tokenizer"] = "../"
+    (engine_dir / "engine.json").write_text(json.dumps(spec))
+    with pytest.raises(EngineError, match="'../', which is not a relative path inside"):
         read_spec(engine_dir)
 
 
