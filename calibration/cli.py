@@ -296,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     except (CalibrationError, FileNotFoundError, ValueError) as e:
         print(f"pirl-calibrate {a.command}: {e}", file=sys.stderr)
         return 2
+    except KeyError as e:  # a results file (intrinsics.json, handeye.json) that lacks a field
+        print(f"pirl-calibrate {a.command}: an input file lacks the field {e}; re-run the step that wrote it",
+              file=sys.stderr)
+        return 2
     return 0
 
 

@@ -175,3 +175,5 @@ def test_cli_writes_honest_quality_into_camera_yaml(tmp_path, realistic0):
     assert main(["write", "--handeye", str(tmp_path / "two.json"), "--out", str(tmp_path / "two.yaml")]) == 0
     assert "not error bounds" in CameraSpec.load(tmp_path / "two.yaml").quality["note"]
     assert main(["handeye", *common, "--fix-intrinsics", "--out", str(tmp_path / "x.json")]) == 2  # needs --intrinsics
+    (tmp_path / "torn.json").write_text(json.dumps({"mode": "eye-to-hand", "K": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}))
+    assert main(["write", "--handeye", str(tmp_path / "torn.json"), "--out", str(tmp_path / "t.yaml")]) == 2
