@@ -155,15 +155,22 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8765, limits: Ser
     from websockets.sync.server import serve as ws_serve
 
     def handler(ws) -> None:
-        ws.send(pack({"engine": engine.spec, "backend": engine.backend, "limits": asdict(limits)}))
-        for message in ws:
-            try:
-                obs, noise = parse_request(message, limits)
-                ws.send(pack({"actions": engine.infer(obs, noise=noise)}))
-            except Exception as e:  # every failure goes back to the client, the server keeps serving
-                if not isinstance(e, (ValueError, RemoteError, EngineError)):
-                    log.exception("request failed")
-                ws.send(pack(_refusal(e)))
+        from websockets.exceptions import ConnectionClosed
+
+        peer = ws.remote_address
+        try:
+            ws.send(pack({"engine": engine.spec, "backend": engine.backend, "limits": asdict(limits)}))
+            for message in ws:
+                try:
+                    obs, noise = parse_request(message, limits)
+                    ws.send(pack({"actions": engine.infer(obs, noise=noise)}))
+                except Exception as e:  # every failure goes back to the client, the server keeps serving
+                    if not isinstance(e, (ValueError, RemoteError, EngineError)):
+                        log.exception("request failed")
+                    ws.send(pack(_refusal(e)))
+        except ConnectionClosed as e:  # e.g. 1009: a message over --max-message-mb; the server serves on
+            if e.rcvd is None or e.rcvd.code not in (1000, 1001):
+                log.warning("connection %s closed: %s", peer, e)
 
     return ws_serve(handler, host, port, max_size=limits.max_message_bytes, compression=None)
 
