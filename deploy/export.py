@@ -157,6 +157,8 @@ def engine_spec(policy: Policy, checkpoint: Path, graph: str, files: list[str], 
         "action_horizon": cfg.action_horizon,
         "num_steps": num_steps,
         "max_token_len": cfg.max_token_len,
+        # pi0.5 (False): no state token; the runtime writes the discretised state into the prompt instead.
+        "state_token": cfg.state_token,
         "normalization": "norm_stats.json",
         "tokenizer": "tokenizer/",
         "action_space": policy.action_space.to_dict() if policy.action_space else None,

@@ -195,7 +195,8 @@ class Engine:
                                    "it is far outside anything the policy was trained on; check the joint "
                                    "state source and its units")
         state = pad_last(state, s["state_dim_padded"])
-        tokens, mask = tokenize(self.tokenizer, list(obs["instruction"]), s["max_token_len"])
+        tokens, mask = tokenize(self.tokenizer, list(obs["instruction"]), s["max_token_len"],
+                                state=None if s.get("state_token", True) else state)
         images = np.stack([np.ascontiguousarray(obs["images"][c]) for c in self.cameras], axis=1)
         return GraphInputs(images, state.astype(np.float32), tokens.astype(np.int64), mask.astype(bool))
 

@@ -93,6 +93,10 @@ class PolicyConfig:
     """False: the state token reads zeros (no proprioception). With a few demos the joint positions predict the
     next action well enough for a policy to lean on them rather than on the image (the "copycat" shortcut);
     without them it must find the object in the image."""
+    state_token: bool = True
+    """pi0 (True): the state enters the action expert as one token before the action tokens. pi0.5 (False): no
+    state token; the state, normalized and discretised into 256 bins, is written into the prompt
+    ("Task: ..., State: 12 200 ...;\nAction: ", `tokenizer.state_prompts`) and the actions follow the prefix."""
     action_dim: int = 8
     """Model-side action size; a robot's real action is zero-padded up to it (pi0: 32)."""
     action_horizon: int = 8
@@ -133,7 +137,7 @@ class PolicyConfig:
 
     @property
     def suffix_len(self) -> int:
-        return 1 + self.action_horizon  # state token + H action tokens
+        return int(self.state_token) + self.action_horizon  # [state token] + H action tokens
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -79,7 +79,7 @@ class FlowVLA(nn.Module):
         self.prefix_norm = RMSNorm(pw)
 
         # Suffix: state + noisy actions with time -> action expert.
-        self.state_proj = nn.Linear(cfg.state_dim, ew)
+        self.state_proj = nn.Linear(cfg.state_dim, ew) if cfg.state_token else None  # pi0.5: state in the prompt
         self.action_in_proj = nn.Linear(cfg.action_dim, ew)
         if adarms:  # pi0.5: time -> MLP -> conditioning vector of every adaptive RMSNorm
             self.time_mlp_in = nn.Linear(ew, ew)
@@ -168,15 +168,13 @@ class FlowVLA(nn.Module):
 
     # ------------------------------------------------------------------ suffix
     def embed_suffix(self, state: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor | None]:
-        """state (B, S), x_t (B, H, A), t (B,) -> tokens (B, 1 + H, ew), adaRMS conditioning (B, ew) or None."""
+        """state (B, S), x_t (B, H, A), t (B,) -> tokens (B, [1 +] H, ew), adaRMS conditioning (B, ew) or None.
+        Without a state token (pi0.5) the state reached the model through the prompt and is not read here."""
         b, c = x_t.shape[0], self.cfg
         if x_t.shape != (b, c.action_horizon, c.action_dim) or state.shape != (b, c.state_dim) or t.shape != (b,):
             raise ValueError(f"expected x_t ({b}, {c.action_horizon}, {c.action_dim}), state ({b}, {c.state_dim}), "
                              f"t ({b},); got {tuple(x_t.shape)}, {tuple(state.shape)}, {tuple(t.shape)}")
         ew = self.cfg.expert.width
-        if not self.cfg.use_state:
-            state = torch.zeros_like(state)
-        state_tok = self.state_proj(state)[:, None, :]  # (B, 1, ew)
         action_tok = self.action_in_proj(x_t)  # (B, H, ew)
         time_emb = posemb_sincos(t, ew).to(action_tok.dtype)  # (B, ew)
         if self.cfg.time_conditioning == "adarms":
@@ -186,13 +184,19 @@ class FlowVLA(nn.Module):
             mixed = self.action_time_mlp_in(torch.cat([action_tok, time_tok], dim=-1))  # (B, H, ew)
             action_tok = self.action_time_mlp_out(F.silu(mixed))
             cond = None
+        if self.state_proj is None:
+            return action_tok, cond
+        if not self.cfg.use_state:
+            state = torch.zeros_like(state)
+        state_tok = self.state_proj(state)[:, None, :]  # (B, 1, ew)
         return torch.cat([state_tok, action_tok], dim=1), cond
 
     def _suffix_mask(self, prefix_mask: Tensor) -> Tensor:
         """(B, Ls, Lp + Ls): suffix sees valid prefix tokens; state sees itself; actions see state + actions."""
         b, ls = prefix_mask.shape[0], self.cfg.suffix_len
         block = torch.ones(ls, dtype=torch.long, device=prefix_mask.device)
-        block[0] = 0  # state token is block 0, action tokens block 1
+        if self.cfg.state_token:
+            block[0] = 0  # state token is block 0, action tokens block 1
         suffix_part = block[None, :] <= block[:, None]  # (Ls, Ls): key block <= query block
         return torch.cat([prefix_mask[:, None, :].expand(-1, ls, -1), suffix_part.expand(b, -1, -1)], dim=2)
 
@@ -202,7 +206,7 @@ class FlowVLA(nn.Module):
 
     def _expert_output(self, x: Tensor, cond: Tensor | None) -> VelocityOutput:
         out, _ = self.expert_norm(x, cond)
-        feats = out[:, 1:, :]  # drop the state token -> (B, H, ew)
+        feats = out[:, int(self.cfg.state_token):, :]  # drop the state token -> (B, H, ew)
         return VelocityOutput(self.action_out_proj(feats), feats)
 
     def velocity(self, cache: PrefixCache, state: Tensor, x_t: Tensor, t: Tensor) -> VelocityOutput:

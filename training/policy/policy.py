@@ -75,7 +75,8 @@ class Policy:
         validate_observation(obs, self.cfg.camera_names, self.cfg.vision.image_size, self.norm_stats.state.dim)
         ns = self.norm_stats
         state = pad_last(normalize(np.asarray(obs["state"]), ns.state, ns.mode), self.cfg.state_dim)
-        tokens, mask = tokenize(self.tokenizer, list(obs["instruction"]), self.cfg.max_token_len)
+        tokens, mask = tokenize(self.tokenizer, list(obs["instruction"]), self.cfg.max_token_len,
+                                state=None if self.cfg.state_token else state)
         dev = self.device
         return Observation(
             images={c: torch.as_tensor(np.ascontiguousarray(obs["images"][c]), device=dev)

@@ -52,13 +52,13 @@ def pi0() -> PolicyConfig:
 
 
 def pi05() -> PolicyConfig:
-    """pi0.5 shapes: as pi0, with adaptive-RMSNorm time conditioning, longer prompts and the value
-    head on the prefix output (pi0.5-style critic)."""
+    """pi0.5 shapes: as pi0, with adaptive-RMSNorm time conditioning, no state token (the discretised state is
+    in the prompt, hence the longer prompts) and the value head on the prefix output (pi0.5-style critic)."""
     return PolicyConfig(
         name="pi05", vision=_SIGLIP_SO400M, prefix=_GEMMA_2B, expert=_GEMMA_300M,
         vocab_size=_PALIGEMMA_VOCAB, max_token_len=200, camera_names=_PI0_CAMERAS,
         state_dim=32, action_dim=32, action_horizon=50, time_conditioning="adarms", value_source="prefix",
-        value_hidden=1024, noise_hidden=1024,
+        value_hidden=1024, noise_hidden=1024, state_token=False,
     )
 
 

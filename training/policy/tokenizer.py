@@ -31,6 +31,8 @@ class Tokenizer(Protocol):
 
     def encode(self, text: str) -> list[int]: ...
 
+    def encode_prompt(self, prompt: str) -> list[int]: ...
+
     def save(self, directory: Path) -> None: ...
 
 
@@ -64,6 +66,9 @@ class WordTokenizer:
     def encode(self, text: str) -> list[int]:
         return [self.BOS] + [self.index.get(w, self.UNK) for w in self.split(text)]
 
+    def encode_prompt(self, prompt: str) -> list[int]:
+        return self.encode(prompt)
+
     def save(self, directory: Path) -> None:
         (Path(directory) / self.FILENAME).write_text(json.dumps({"type": "word", "vocab": self.vocab}, indent=1))
 
@@ -96,8 +101,12 @@ class SentencePieceTokenizer:
 
     def encode(self, text: str) -> list[int]:
         cleaned = text.strip().replace("_", " ").replace("\n", " ")
+        return self.encode_prompt(cleaned + "\n")
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """<bos> + the prompt as given (pi0.5's state prompts carry their own format)."""
         bos = self.sp.bos_id()
-        return ([bos] if bos >= 0 else []) + self.sp.encode(cleaned + "\n")
+        return ([bos] if bos >= 0 else []) + self.sp.encode(prompt)
 
     def save(self, directory: Path) -> None:
         shutil.copyfile(self.model_path, Path(directory) / self.FILENAME)
@@ -113,14 +122,34 @@ def load_tokenizer(directory: str | Path) -> Tokenizer:
                             f"{SentencePieceTokenizer.FILENAME}")
 
 
-def tokenize(tokenizer: Tokenizer, instructions: list[str], max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """-> tokens int64 (N, max_len) right-padded with 0, mask bool (N, max_len)."""
+STATE_BINS = 256
+
+
+def state_prompts(instructions: list[str], state: np.ndarray) -> list[str]:
+    """pi0.5's prompts (openpi `PaligemmaTokenizer`, LeRobot `Pi05PrepareStateTokenizerProcessorStep`): the
+    normalized, padded state (N, S), expected in [-1, 1], discretised into 256 bins and written after the task.
+        "Task: pick up the cube, State: 128 140 97 ...;\nAction: "
+    """
+    bins = np.digitize(np.asarray(state, np.float64), bins=np.linspace(-1, 1, STATE_BINS + 1)[:-1]) - 1
+    prompts = []
+    for text, row in zip(instructions, bins, strict=True):
+        cleaned = text.strip().replace("_", " ").replace("\n", " ")
+        prompts.append(f"Task: {cleaned}, State: {' '.join(map(str, row))};\nAction: ")
+    return prompts
+
+
+def tokenize(tokenizer: Tokenizer, instructions: list[str], max_len: int,
+             state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """-> tokens int64 (N, max_len) right-padded with 0, mask bool (N, max_len). With `state` (normalized and
+    padded, (N, S)) the prompts are pi0.5's, the state written into them (`state_prompts`)."""
     tokens = np.zeros((len(instructions), max_len), dtype=np.int64)
     mask = np.zeros((len(instructions), max_len), dtype=bool)
     for i, text in enumerate(instructions):
         if not isinstance(text, str):
             raise TypeError(f"instruction {i} must be a str, got {type(text).__name__}")
-        ids = tokenizer.encode(text)
+    prompts = state_prompts(instructions, state) if state is not None else None
+    for i, text in enumerate(instructions):
+        ids = tokenizer.encode_prompt(prompts[i]) if prompts is not None else tokenizer.encode(text)
         if len(ids) > max_len:
             raise InstructionTooLongError(
                 f"instruction {i} is {len(ids)} tokens, over the model's limit max_token_len={max_len}: "

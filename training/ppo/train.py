@@ -136,7 +136,8 @@ class PPOLearner:
         model.set_prefix_trainable(cfg.train_prefix)
         if cfg.train_expert_blocks >= 0:
             n_frozen = len(model.expert_blocks) - cfg.train_expert_blocks
-            frozen = [*model.expert_blocks[:max(n_frozen, 0)], model.state_proj, model.action_in_proj]
+            frozen = [*model.expert_blocks[:max(n_frozen, 0)], model.action_in_proj,
+                      *([model.state_proj] if model.state_proj is not None else [])]
             frozen += [getattr(model, m) for m in ("time_mlp_in", "time_mlp_out", "action_time_mlp_in",
                                                    "action_time_mlp_out") if hasattr(model, m)]
             for module in frozen:
