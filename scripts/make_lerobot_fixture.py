@@ -15,8 +15,8 @@ imports (datasets, robots, processors) are replaced by empty stand-ins, since th
 The small models are LeRobot's own classes with smaller sizes patched in where LeRobot hard-codes them:
 gemma variant "pirl_fixture" (width 32, depth 2, mlp 64, 2 heads, 1 KV head, head_dim 16) for both the VLM and
 the expert; SigLIP with width 32, one layer, mlp 64, 2 heads, patch 14 on 56 px images; a 64-token vocabulary;
-32-dim state/action, chunk 6. Weights are LeRobot's own initialisation (normal, std 0.02, for the norms too, so
-that no weight is trivially zero), stored in LeRobot's key layout with its leading `model.` and without the two
+32-dim state/action, chunk 6. Weights are drawn from a seeded N(0, 0.02^2) for every tensor (the norms and the
+adaptive norms' dense layers too, which LeRobot initialises to zero), stored in LeRobot's key layout with its leading `model.` and without the two
 lm_heads (the converter drops them; they would be most of the file). The fixture also holds the inputs (uint8
 images, tokens, masks, normalized state, noise, times) and LeRobot's outputs: the velocity at three times and
 the actions after 10 Euler steps, all float32.
@@ -146,11 +146,9 @@ def fixture(lerobot: Path) -> None:
                                                     action_expert_variant="pirl_fixture", chunk_size=CHUNK,
                                                     n_action_steps=CHUNK, image_resolution=(IMAGE, IMAGE))).eval()
         with torch.no_grad():
-            for name, p in model.named_parameters():  # LeRobot zero-inits norms and the adaRMS dense layers
-                if p.abs().sum() == 0:
-                    p.normal_(0.0, 0.02)
-            embs, pad, att = model.embed_prefix([pixels], img_masks, tokens, mask)
-            del embs, pad, att
+            weights = torch.Generator().manual_seed(2 if kind == "pi0" else 3)
+            for p in model.parameters():  # seeded (transformers' init is not), and no zero-initialised norms
+                p.copy_(torch.randn(p.shape, generator=weights) * 0.02)
             if kind == "pi0":
                 actions = model.sample_actions([pixels], img_masks, tokens, mask, state, noise=noise.clone(),
                                                num_steps=10)
