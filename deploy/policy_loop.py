@@ -21,6 +21,7 @@ import numpy as np
 
 from deploy.runtime import Engine, EngineError
 from training.policy.observation import ObservationError
+from training.policy.tokenizer import state_prompts
 
 
 class NoChunk(RuntimeError):
@@ -67,7 +68,11 @@ class PolicyRunner:
         if not text:
             raise InputError("the instruction is empty")
         limit = int(self.engine.spec["max_token_len"])
-        n = len(self.engine.tokenizer.encode(text))
+        if self.engine.spec.get("state_token", True):
+            n = len(self.engine.tokenizer.encode(text))
+        else:  # pi0.5: the prompt also carries the state (every value written out; zeros count as long as any)
+            zeros = np.zeros((1, int(self.engine.spec["state_dim_padded"])))
+            n = len(self.engine.tokenizer.encode_prompt(state_prompts([text], zeros)[0]))
         if n > limit:
             raise InputError(f"the instruction has {n} tokens, the engine takes at most {limit}: shorten it "
                              f"(kept the previous instruction {self.instruction!r})")

@@ -94,3 +94,28 @@ def test_asking_for_tensorrt_without_it_fails_at_once_with_the_install_hint(tmp_
         pytest.skip("tensorrt is installed here")
     assert main([str(checkpoint), "--out", str(tmp_path / "trt"), "--tensorrt"]) == 1
     assert "TensorRT is not installed" in capsys.readouterr().err and not (tmp_path / "trt").exists()
+
+
+def test_a_pi05_style_engine_writes_the_state_into_the_prompt_like_training(tmp_path):
+    """No state token: the discretised state reaches the model through the prompt, in PyTorch and the runtime."""
+    from tests.conftest import micro_config
+    from training.policy.checkpoint import save_checkpoint
+    from training.policy.policy import Policy
+
+    # (time_conditioning "mlp": an untrained adaRMS expert starts as identity and would not read the prefix yet)
+    cfg = micro_config(state_token=False, vocab_size=320, max_token_len=20)
+    rng = np.random.default_rng(0)
+    words = ["task: push the cube, state: ;\naction:", " ".join(str(i) for i in range(-1, 256))]
+    policy = Policy.create(cfg, words, rng.standard_normal((64, 5)), rng.uniform(-1, 1, (64, 5, 4)), seed=0,
+                           norm_mode="quantile")
+    engine_dir = tmp_path / "engine"
+    export(save_checkpoint(tmp_path / "ckpt", policy), engine_dir)
+    engine = load_engine(engine_dir)
+    assert engine.spec["state_token"] is False
+    obs = fake_obs(cfg, batch=2, state_dim=5, instruction="push the cube", seed=3)
+    np.testing.assert_array_equal(engine.prepare(obs).tokens, policy.prepare(obs).tokens.numpy())
+    moved = {**obs, "state": obs["state"] + np.float32(0.5)}
+    assert not np.array_equal(engine.prepare(moved).tokens, engine.prepare(obs).tokens)  # the state is in the prompt
+    noise = rng.standard_normal((2, 5, 6)).astype(np.float32)
+    np.testing.assert_allclose(engine.infer(obs, noise=noise), policy.infer(obs, noise=noise), atol=1e-4)
+    assert not np.allclose(engine.infer(moved, noise=noise), engine.infer(obs, noise=noise))

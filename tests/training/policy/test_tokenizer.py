@@ -56,3 +56,13 @@ def test_sentencepiece_model_from_a_local_path(tmp_path):
 def test_missing_tokenizer_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no tokenizer in"):
         load_tokenizer(tmp_path)
+
+
+def test_pi05_state_prompts_discretise_like_openpi():
+    from training.policy.tokenizer import state_prompts
+
+    state = np.array([[-1.0, 0.0, 0.999, 1.0, -1.5, -0.9921875]])
+    # np.digitize over 256 bins of [-1, 1) minus 1 (openpi / LeRobot): -1 -> 0, 0 -> 128, >= 1 - 2/256 -> 255,
+    # below -1 -> -1 (not clipped, as there); -1 + 2/256 opens bin 1
+    assert state_prompts(["pick_up the cube\n"], state) == ["Task: pick up the cube , State: 0 128 255 255 -1 1;\n"
+                                                              "Action: ".replace(" ,", ",")]
