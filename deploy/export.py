@@ -20,7 +20,6 @@ fails if the max abs difference to the PyTorch deterministic policy exceeds 1e-4
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -33,7 +32,7 @@ import torch
 from torch import nn
 
 from deploy.runtime import files_read
-from training.policy.checkpoint import checkpoint_hash, load_checkpoint
+from training.policy.checkpoint import checkpoint_hash, load_checkpoint, sha256_file
 from training.policy.model import FlowVLA, Observation, PrefixCache
 from training.policy.policy import Policy, fake_obs
 from training.policy.sampling import sample_ode
@@ -101,6 +100,14 @@ def graph_inputs(policy: Policy, obs: dict, noise: np.ndarray) -> dict[str, np.n
             "token_mask": inputs.token_mask.numpy(), "noise": noise.astype(np.float32)}
 
 
+# ONNX files are protobufs, limited to 2 GB: above this the weights go to `<graph>.onnx.data` beside the graph.
+EXTERNAL_DATA_BYTES = 1 << 30
+
+
+def _weight_bytes(module: nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
 def _export(module: nn.Module, args: tuple, names: list[str], outputs: list[str], path: Path,
             batch_dims: tuple[int, ...] | None = None) -> None:
     """torch.onnx's dynamo exporter with a dynamic batch (dim `batch_dims[i]` of input i, default 0)."""
@@ -109,7 +116,12 @@ def _export(module: nn.Module, args: tuple, names: list[str], outputs: list[str]
     with torch.no_grad():
         torch.onnx.export(module.eval(), args, str(path), dynamo=True, input_names=names, output_names=outputs,
                           dynamic_shapes=tuple({d: batch} for d in dims), opset_version=OPSET,
-                          external_data=False, verbose=False)
+                          external_data=_weight_bytes(module) > EXTERNAL_DATA_BYTES, verbose=False)
+
+
+def _graph_files(out: Path) -> list[str]:
+    """The graph files written (with their external weights, `*.onnx.data`, for models over 1 GiB)."""
+    return sorted(f.name for f in out.iterdir() if ".onnx" in f.name)
 
 
 def export_onnx(policy: Policy, out: Path, graph: str, num_steps: int) -> list[str]:
@@ -123,7 +135,7 @@ def export_onnx(policy: Policy, out: Path, graph: str, num_steps: int) -> list[s
         _export(DeterministicPolicy(model, num_steps), (t["images"], t["state"], t["tokens"], t["token_mask"],
                                                          t["noise"]),
                 ["images", "state", "tokens", "token_mask", "noise"], ["actions"], out / "policy.onnx")
-        return ["policy.onnx"]
+        return _graph_files(out)
     if graph == "two":
         _export(PrefixEncoder(model), (t["images"], t["tokens"], t["token_mask"]),
                 ["images", "tokens", "token_mask"], ["keys", "values", "prefix_mask"], out / "prefix.onnx")
@@ -132,7 +144,7 @@ def export_onnx(policy: Policy, out: Path, graph: str, num_steps: int) -> list[s
         _export(Denoiser(model, num_steps), (keys, values, mask, t["state"], t["noise"]),
                 ["keys", "values", "prefix_mask", "state", "noise"], ["actions"], out / "denoise.onnx",
                 batch_dims=(1, 1, 0, 0, 0))  # the KV cache's batch is dim 1 (dim 0 is the layer)
-        return ["prefix.onnx", "denoise.onnx"]
+        return _graph_files(out)
     raise ValueError(f"graph must be 'one' or 'two', got {graph!r}")
 
 
@@ -170,16 +182,17 @@ def engine_spec(policy: Policy, checkpoint: Path, graph: str, files: list[str], 
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
-def check_parity(policy: Policy, engine_dir: Path, num_steps: int, batches: tuple[int, ...] = (1, 3)) -> float:
+def check_parity(policy: Policy, engine_dir: Path, num_steps: int, batches: tuple[int, ...] = (1, 3),
+                 release_model: bool = False) -> float:
     """Max abs difference of the normalized actions of the engine (run by the numpy runtime) and the PyTorch
-    policy, same observations and initial noise."""
+    policy, same observations and initial noise. `release_model`: free the PyTorch weights once the references
+    are computed, before onnxruntime loads its copy (a pi0 does not fit in memory twice)."""
     from deploy.runtime import load_engine
 
-    engine = load_engine(engine_dir, backends=("onnxruntime",), providers=("CPUExecutionProvider",))
-    worst = 0.0
+    cases = []
     for b in batches:
         obs = fake_obs(policy.cfg, batch=b, state_dim=policy.norm_stats.state.dim, seed=b)
         noise = np.random.default_rng(b).standard_normal(
@@ -188,6 +201,12 @@ def check_parity(policy: Policy, engine_dir: Path, num_steps: int, batches: tupl
             inputs = policy.prepare(obs)
             ref = sample_ode(policy.model, policy.model.encode_prefix(inputs), inputs.state,
                              torch.as_tensor(noise), num_steps).numpy()
+        cases.append((obs, noise, ref))
+    if release_model:
+        policy.model.to("meta")
+    engine = load_engine(engine_dir, backends=("onnxruntime",), providers=("CPUExecutionProvider",))
+    worst = 0.0
+    for obs, noise, ref in cases:
         got = engine.infer_normalized(engine.prepare(obs), noise)
         worst = max(worst, float(np.abs(got - ref).max()))
     return worst
@@ -215,7 +234,8 @@ def export(checkpoint: str | Path, out: str | Path, graph: str = "one", num_step
         spec = engine_spec(policy, checkpoint, graph, files, k)
         spec["files"] = {f: _sha256(tmp / f) for f in files_read(tmp, spec)}  # graph, norm stats, tokenizer
         (tmp / "engine.json").write_text(json.dumps(spec, indent=2))
-        diff = check_parity(policy, tmp, k)
+        large = _weight_bytes(policy.model) > 4 * EXTERNAL_DATA_BYTES and not tensorrt
+        diff = check_parity(policy, tmp, k, release_model=large)
         print(f"pirl-export: onnxruntime vs PyTorch max abs diff {diff:.2e} (tolerance {PARITY_TOLERANCE:.0e}, "
               f"graph {graph}, K={k})")
         if not diff <= PARITY_TOLERANCE:

@@ -70,7 +70,8 @@ class PolicyRunner:
         limit = int(self.engine.spec["max_token_len"])
         if self.engine.spec.get("state_token", True):
             n = len(self.engine.tokenizer.encode(text))
-        else:  # pi0.5: the prompt also carries the state (every value written out; zeros count as long as any)
+        else:  # pi0.5: the prompt also carries the state; with zeros for it this is an estimate (the
+            # runtime still refuses a prompt over the limit by name)
             zeros = np.zeros((1, int(self.engine.spec["state_dim_padded"])))
             n = len(self.engine.tokenizer.encode_prompt(state_prompts([text], zeros)[0]))
         if n > limit:

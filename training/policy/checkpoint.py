@@ -152,7 +152,10 @@ def load_checkpoint(directory: str | Path, expect_config: PolicyConfig | None = 
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{weights} could not be read as safetensors: {e}") from None
 
-    model = FlowVLA(cfg).to(device)
+    # Built on the meta device and given the loaded tensors (assign): no random init, no second copy, so a pi0
+    # (13 GB in float32) loads in its own size. Tensors keep the file's dtype only if it is float32.
+    with torch.device("meta"):
+        model = FlowVLA(cfg)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -168,7 +171,9 @@ def load_checkpoint(directory: str | Path, expect_config: PolicyConfig | None = 
             parts.append(f"{len(shapes)} shape mismatches, e.g. {shapes[:5]}")
         raise CheckpointError(f"{weights} does not match the config in {directory / CONFIG_FILE}: "
                               + "; ".join(parts))
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
+                          strict=True, assign=True)
+    model.vision.reset_fixed_buffers(device)
     try:
         norm_stats = NormStats.load(directory)
     except (FileNotFoundError, KeyError, ValueError) as e:

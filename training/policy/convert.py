@@ -268,7 +268,8 @@ def write_streaming(path: Path, tensors: Iterator[tuple[str, torch.Tensor]],
         for (name, t), want in zip(tensors, shapes, strict=True):
             if name != want or tuple(t.shape) != shapes[name][0] or t.dtype != shapes[name][1]:
                 raise ConversionError(f"internal: wrote {name} {tuple(t.shape)} {t.dtype}, header says {want}")
-            f.write(t.contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            if t.numel():
+                f.write(t.contiguous().view(torch.uint8).numpy().data)  # no copy
         f.flush()
         os.fsync(f.fileno())
 

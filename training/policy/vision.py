@@ -60,6 +60,12 @@ class VisionEncoder(nn.Module):
         self.norm = nn.LayerNorm(cfg.width, eps=1e-6)
         self.head = nn.Linear(cfg.width, out_dim)  # PaliGemma's multimodal projector
 
+    def reset_fixed_buffers(self, device: str | torch.device = "cpu") -> None:
+        """Recompute the fixed (non-saved) positions, e.g. after building on the meta device and loading."""
+        if self.cfg.pos_embed != "learned":
+            grid = self.cfg.image_size // self.cfg.patch_size
+            self.pos_embed = sincos_2d(grid, self.cfg.width)[None].to(device)
+
     def forward(self, images: Tensor) -> Tensor:
         # SigLIP input convention: pixels scaled to [-1, 1].
         x = images.permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0  # (B, 3, H, W)
