@@ -316,6 +316,9 @@ def convert(src: str | Path, out: str | Path, preset: str = "pi0", dtype: str = 
         raise ConversionError(f"--dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; choose another --out or remove it")
+    if tokenizer is None or not Path(tokenizer).is_file():
+        raise ConversionError(f"give the PaliGemma SentencePiece tokenizer as a local file: --tokenizer "
+                              f"PATH/tokenizer.model (got {tokenizer})")
     cfg = get_preset(preset)
     if config_overrides:
         cfg = PolicyConfig.from_dict({**cfg.to_dict(), **config_overrides})
@@ -350,14 +353,11 @@ def convert(src: str | Path, out: str | Path, preset: str = "pi0", dtype: str = 
     try:
         write_streaming(tmp / WEIGHTS_FILE, tensors(), header)
         stats.save(tmp)
-        if tokenizer is not None:
-            tok = Path(tokenizer)
-            if tok.suffix == ".json":
-                WordTokenizer.load(tok.parent).save(tmp)
-            else:
-                SentencePieceTokenizer(tok).save(tmp)
+        tok = Path(tokenizer)
+        if tok.suffix == ".json":  # a pirl word tokenizer (tests, tiny models)
+            WordTokenizer.load(tok.parent).save(tmp)
         else:
-            raise ConversionError("give the PaliGemma SentencePiece tokenizer: --tokenizer PATH/tokenizer.model")
+            SentencePieceTokenizer(tok).save(tmp)
         weights = tmp / WEIGHTS_FILE
         config = {"format": FORMAT, "version": VERSION, "policy": cfg.to_dict(),
                   "sampler": dataclasses.asdict(SamplerConfig(num_steps=10)), "action_space": None,
