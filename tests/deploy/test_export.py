@@ -119,3 +119,31 @@ def test_a_pi05_style_engine_writes_the_state_into_the_prompt_like_training(tmp_
     noise = rng.standard_normal((2, 5, 6)).astype(np.float32)
     np.testing.assert_allclose(engine.infer(obs, noise=noise), policy.infer(obs, noise=noise), atol=1e-4)
     assert not np.allclose(engine.infer(moved, noise=noise), engine.infer(obs, noise=noise))
+
+
+def test_external_weights_are_written_hashed_and_loaded(tmp_path, checkpoint, monkeypatch):
+    """Models over 1 GiB (a pi0: 13 GB) keep their weights in policy.onnx.data (ONNX protobufs stop at 2 GB): the
+    same path, forced on the micro policy."""
+    import deploy.export as ex
+
+    monkeypatch.setattr(ex, "EXTERNAL_DATA_BYTES", 0)
+    spec = export(checkpoint, tmp_path / "engine")
+    data = [f for f in spec["graph_files"] if f.endswith(".data")]
+    assert data and set(spec["graph_files"]) <= set(spec["files"]), spec["graph_files"]
+    graph = onnx.load(str(tmp_path / "engine" / "policy.onnx"), load_external_data=False)
+    external = [t.name for t in graph.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert external and (tmp_path / "engine" / data[0]).stat().st_size > 100_000
+    engine = load_engine(tmp_path / "engine")
+    from training.policy.checkpoint import load_checkpoint
+
+    policy = load_checkpoint(checkpoint)
+    obs = fake_obs(policy.cfg, batch=1, state_dim=5, seed=4)
+    noise = np.zeros((1, 5, 6), np.float32)
+    np.testing.assert_allclose(engine.infer(obs, noise=noise), policy.infer(obs, noise=noise), atol=1e-4)
+    with open(tmp_path / "engine" / data[0], "r+b") as f:  # the external weights are hashed like the graph
+        f.seek(64)
+        f.write(b"\x13\x37")
+    from deploy.runtime import EngineError
+
+    with pytest.raises(EngineError, match=f"{data[0]} does not match the SHA-256"):
+        load_engine(tmp_path / "engine")
