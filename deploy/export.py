@@ -113,10 +113,14 @@ def _export(module: nn.Module, args: tuple, names: list[str], outputs: list[str]
     """torch.onnx's dynamo exporter with a dynamic batch (dim `batch_dims[i]` of input i, default 0)."""
     batch = torch.export.Dim("batch", min=1, max=1024)
     dims = batch_dims or (0,) * len(names)
+    large = _weight_bytes(module) > EXTERNAL_DATA_BYTES
     with torch.no_grad():
+        # Large graphs skip onnxscript's graph optimizer: on a pi0-size graph (K unrolled steps) its pattern
+        # rewriter ran for 25+ CPU minutes without finishing (py-spy: RewriteRuleSet.apply_to_model);
+        # onnxruntime optimizes the graph itself when it loads it (ORT_ENABLE_ALL).
         torch.onnx.export(module.eval(), args, str(path), dynamo=True, input_names=names, output_names=outputs,
                           dynamic_shapes=tuple({d: batch} for d in dims), opset_version=OPSET,
-                          external_data=_weight_bytes(module) > EXTERNAL_DATA_BYTES, verbose=False)
+                          external_data=large, optimize=not large, verbose=False)
 
 
 def _graph_files(out: Path) -> list[str]:
