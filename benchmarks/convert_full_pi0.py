@@ -22,7 +22,7 @@ import torch
 
 from training.policy.convert import write_streaming
 
-KEYS = Path(__file__).resolve().parents[1] / "tests/training/policy/data"
+KEYS = Path(__file__).resolve().parents[1] / "tests/data"
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from training.hashing import sha256_file
 from training.policy.normalize import NormStats, normalize, unnormalize
 from training.policy.observation import ObservationError, pad_last, validate_observation
 from training.policy.tokenizer import load_tokenizer, tokenize
@@ -103,15 +104,6 @@ def _inside(directory: Path, name: str) -> Path:
     return f
 
 
-def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    """Chunked, so a pi0's 13 GB of external weights is hashed without being held in memory."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_spec(directory: str | Path) -> dict:
     """engine.json, checked: a JSON object with every key the runtime reads, and a SHA-256 in `files` for every
     file the runtime reads (graph, norm_stats.json, tokenizer, TensorRT engine), each matching."""
@@ -132,7 +124,7 @@ def read_spec(directory: str | Path) -> dict:
             raise _spec_error(path, f"the SHA-256 of {name!r} must be a hex string, got {digest!r}")
         if not f.is_file():
             raise EngineError(f"{directory}: {name} is missing; re-export the engine")
-        if _sha256_file(f) != digest:
+        if sha256_file(f) != digest:
             raise EngineError(f"{directory}: {name} does not match the SHA-256 in engine.json (damaged or "
                               "replaced); re-export the engine")
     return spec

@@ -1,4 +1,4 @@
-"""Make the LeRobot parity fixture (tests/training/policy/data/lerobot_parity.safetensors) and the full-size key
+"""Make the LeRobot parity fixture (tests/data/lerobot_parity.safetensors) and the full-size key
 lists (lerobot_{pi0,pi05}_keys.txt) that tests/training/policy/test_convert.py checks pirl-convert against.
 
 Run once, by hand, in an environment with LeRobot's pi0 code; CI only reads what it wrote. The environment:
@@ -16,8 +16,9 @@ The small models are LeRobot's own classes with smaller sizes patched in where L
 gemma variant "pirl_fixture" (width 32, depth 2, mlp 64, 2 heads, 1 KV head, head_dim 16) for both the VLM and
 the expert; SigLIP with width 32, one layer, mlp 64, 2 heads, patch 14 on 56 px images; a 64-token vocabulary;
 32-dim state/action, chunk 6. Weights are drawn from a seeded N(0, 0.02^2) for every tensor (the norms and the
-adaptive norms' dense layers too, which LeRobot initialises to zero), stored in LeRobot's key layout with its leading `model.` and without the two
-lm_heads (the converter drops them; they would be most of the file). The fixture also holds the inputs (uint8
+adaptive norms' dense layers too, which LeRobot initialises to zero), stored in LeRobot's key layout with
+its leading `model.` and without the two lm_heads (the converter drops them; they would be most of the file).
+The fixture also holds the inputs (uint8
 images, tokens, masks, normalized state, noise, times) and LeRobot's outputs: the velocity at three times and
 the actions after 10 Euler steps, all float32.
 """
@@ -33,7 +34,7 @@ from types import SimpleNamespace
 
 import torch
 
-OUT = Path(__file__).resolve().parents[1] / "tests/training/policy/data"
+OUT = Path(__file__).resolve().parents[1] / "tests/data"
 SMALL = dict(width=32, depth=2, mlp_dim=64, num_heads=2, num_kv_heads=1, head_dim=16)
 IMAGE, VOCAB, CHUNK, DIM, TOKENS, BATCH = 56, 64, 6, 32, 10, 2
 

@@ -8,7 +8,6 @@ each file's size and SHA-256, so a truncated or swapped weights file is named as
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from training.hashing import sha256_file  # noqa: F401 (re-exported)
 from training.policy.action_space import ActionSpace
 from training.policy.config import PolicyConfig, SamplerConfig
 from training.policy.model import FlowVLA
@@ -35,14 +35,6 @@ WEIGHTS_FILE = "model.safetensors"
 
 class CheckpointError(ValueError):
     pass
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:

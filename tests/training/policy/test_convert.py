@@ -17,7 +17,7 @@ from training.policy.model import Observation
 from training.policy.presets import get_preset
 from training.policy.sampling import sample_ode
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 SMALL = DecoderConfig(width=32, depth=2, mlp_dim=64, num_heads=2, num_kv_heads=1, head_dim=16)
 FIXTURE_CONFIG = dict(name="lerobot_fixture", vision=VisionConfig(image_size=56, patch_size=14, width=32, depth=1,
                                                                   mlp_dim=64, num_heads=2).__dict__,
