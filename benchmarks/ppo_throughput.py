@@ -12,17 +12,15 @@ import time
 
 import numpy as np
 
-from training.cli import load_config_file
+from pipeline.cli import parse
 from training.envs.camera import CameraSpec
 from training.envs.factory import EnvSpec, make_vec_env
 from training.envs.maniskill_tasks import INSTRUCTIONS
-from training.pipeline import PipelineConfig, _section
 from training.policy.checkpoint import load_checkpoint
 from training.policy.policy import Policy
 from training.policy.presets import get_preset
 from training.ppo.rollout import RolloutCollector
-from training.ppo.run import PPORunConfig
-from training.ppo.train import PPOConfig, PPOLearner
+from training.ppo.train import PPOLearner
 
 
 def main() -> None:
@@ -31,12 +29,11 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=5)
     p.add_argument("--init", default=None, help="an SFT checkpoint (default: a fresh tiny policy)")
     args = p.parse_args()
-    file_cfg = load_config_file(args.config)
-    pipe = _section(PipelineConfig, file_cfg, "pipeline")
-    run = _section(PPORunConfig, file_cfg, "ppo_run")
+    pipe = parse("pipeline", ["--config", args.config])
+    run = pipe.ppo
     # Steady-state updates: the config's critic-only warm-up updates skip the actor's epochs and would
     # understate the learning share.
-    cfg = dataclasses.replace(_section(PPOConfig, file_cfg, "ppo"), critic_warmup_updates=0)
+    cfg = dataclasses.replace(run.algo, critic_warmup_updates=0)
     tasks = tuple(pipe.tasks)
     camera = CameraSpec.load(pipe.camera_file).to_dict() if pipe.camera_file else None  # render as the demo does
     env = make_vec_env(EnvSpec(tasks=tasks, num_envs=run.num_envs, image_size=pipe.image_size,
@@ -54,21 +51,21 @@ def main() -> None:
                                rng.standard_normal((64, env.state_dim)),
                                rng.uniform(-1, 1, (64, pcfg.action_horizon, env.action_dim)))
     learner = PPOLearner(policy, cfg, privileged_dim=env.privileged_dim)
-    collector = RolloutCollector(env, policy, cfg.sampler(), cfg.num_executed, critic=learner.critic)
+    collector = RolloutCollector(env, policy, cfg.sampler, cfg.num_executed, critic=learner.critic)
     sim = pol = learn = 0.0
     steps = 0
     t_all = time.perf_counter()
     for u in range(args.updates):
         collector.obs = env.reset(seed=u * run.num_envs)
-        ro = collector.collect(cfg.rollout_steps, cfg.noise_level)
+        ro = collector.collect(cfg.rollout_steps, cfg.sampler.noise_level)
         t0 = time.perf_counter()
-        learner.update(ro, cfg.noise_level)
+        learner.update(ro, cfg.sampler.noise_level)
         learn += time.perf_counter() - t0
         sim, pol, steps = sim + ro.sim_s, pol + ro.policy_s, steps + ro.env_steps
     total = time.perf_counter() - t_all
     env.close()
     print(f"# {args.config}: {run.num_envs} envs x {cfg.rollout_steps} chunks x {cfg.num_executed} actions per "
-          f"update, {cfg.method}, K={cfg.num_steps}, {cfg.epochs} epochs; {args.updates} updates")
+          f"update, {cfg.sampler.method}, K={cfg.sampler.num_steps}, {cfg.epochs} epochs; {args.updates} updates")
     print(f"rollout env-steps/s (sim + policy)   {steps / (sim + pol):8.1f}")
     print(f"overall env-steps/s (with learning)  {steps / total:8.1f}")
     print(f"seconds per update                   {total / args.updates:8.2f}")

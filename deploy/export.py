@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deploy.export_config import ExportConfig
 from deploy.runtime import files_read
 from training.policy.checkpoint import checkpoint_hash, load_checkpoint, sha256_file
 from training.policy.model import FlowVLA, Observation, PrefixCache
@@ -281,20 +282,24 @@ def check_parity_tensorrt(policy: Policy, engine_dir: Path, num_steps: int) -> f
     return float(np.abs(engine.infer_normalized(engine.prepare(obs), noise) - ref).max())
 
 
+def export_engine(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> dict:
+    """`export` with the options of an ExportConfig (the pipeline's `export:` section, pirl-export's flags)."""
+    return export(checkpoint, out, cfg.graph, cfg.num_steps or None, cfg.tensorrt, cfg.precision)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pirl-export", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", help="a pirl checkpoint directory (SFT or PPO)")
     p.add_argument("--out", required=True, help="engine directory to create")
     p.add_argument("--graph", choices=("one", "two"), default="one",
-                   help="one graph (default, measured faster: benchmarks/export_latency.py) or prefix + denoiser")
-    p.add_argument("--num-steps", type=int, default=None, help="K Euler steps (default: the checkpoint's)")
+                   help="one graph (default) or prefix + denoiser")
+    p.add_argument("--num-steps", type=int, default=0, help="K Euler steps (0: the checkpoint's)")
     p.add_argument("--tensorrt", action="store_true", help="also build a TensorRT engine (needs tensorrt)")
-    p.add_argument("--fp16", action="store_true", help="TensorRT in fp16")
-    p.add_argument("--bf16", action="store_true", help="TensorRT in bf16")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32", help="TensorRT precision")
     args = p.parse_args(argv)
-    precision = "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32"
+    cfg = ExportConfig(graph=args.graph, num_steps=args.num_steps, tensorrt=args.tensorrt, precision=args.precision)
     try:
-        export(args.checkpoint, args.out, args.graph, args.num_steps, args.tensorrt, precision)
+        export_engine(args.checkpoint, args.out, cfg)
     except (ExportError, FileExistsError, ImportError) as e:
         print(f"pirl-export: {e}", file=sys.stderr)
         return 1

@@ -46,10 +46,3 @@ class RunLogger:
         if self.wandb is not None:
             self.wandb.finish()
             self.wandb = None
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """A run file a crash leaves either old or new, never torn (evals.json, results.json)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)

@@ -11,24 +11,26 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from core.io import write_json_atomic
 from training.device import resolve_device
 from training.envs.base import EVAL_SEED_BASE, VAL_SEED_BASE
 from training.envs.factory import EnvSpec, make_vec_env
 from training.eval import evaluate
 from training.policy.checkpoint import load_checkpoint, save_checkpoint
 from training.policy.policy import Policy
+from training.ppo.config import PPOConfig, PPORunConfig
 from training.ppo.distributed import barrier, broadcast_parameters, gather_objects, init_from_env
 from training.ppo.rollout import RolloutCollector, success_by_task, success_rate
-from training.ppo.train import PPOConfig, PPOLearner
-from training.run_logger import RunLogger, write_json_atomic
-from training.sft import DemoTensors
-from training.sft_run import chunk_samples, demo_tensors, load_demos
+from training.ppo.train import PPOLearner
+from training.run_logger import RunLogger
+from training.sft.run import chunk_samples, demo_tensors, load_demos
+from training.sft.train import DemoTensors
 
 LEARNER_FILE = "learner.pt"
 BEST_DIR = "best"
@@ -37,58 +39,13 @@ EMA_DIR = "ema"
 """The weight-averaged policy (`select: ema`), beside checkpoint/."""
 
 
-@dataclass(frozen=True)
-class PPORunConfig:
-    init: str = "runs/sft/checkpoint"
-    """SFT checkpoint to start from."""
-    out: str = "runs/ppo"
-    tasks: str = ""
-    """Comma-separated ManiSkill tasks or LIBERO SUITE/INDEX tasks; empty: those the checkpoint was trained on."""
-    num_envs: int = 2
-    max_episode_steps: int = 50
-    """0: the simulator's default (LIBERO: the suite's published limit)."""
-    reward_mode: str = "sparse"
-    """"sparse" (success, as the paper) or ManiSkill's "normalized_dense" shaped reward."""
-    sim_backend: str = "cpu"
-    """"cpu" (a worker process per env) or "physx_cuda" (all envs batched on the GPU)."""
-    eval_episodes_per_env: int = 10
-    eval_every: int = 0
-    """Evaluate every N updates (0: only before and after)."""
-    val_episodes_per_env: int = 0
-    """Mid-run evaluations (every `eval_every` updates, and of the SFT policy and the last update) play this many
-    episodes per env on validation seeds (VAL_SEED_BASE...) instead of the test seeds; 0: they use the test
-    seeds, like the evaluations before and after."""
-    select: str = "last"
-    """Which policy the final test evaluation judges (and the pipeline exports): "last" (the last update's),
-    "ema" (the Polyak average of the weights, saved in ema/; needs the ppo config's ema_decay) or "best_val"
-    (the mid-run validation evaluation's best after the critic warm-up, saved in best/; needs eval_every and
-    val_episodes_per_env). A single PPO run's held-out success drifts by several points from one
-    checkpoint to the next; choosing on validation seeds keeps the test seeds an unbiased judge."""
-    save_every: int = 10
-    device: str = "auto"
-    """"auto" (the rank's GPU when CUDA is available, else the CPU), "cpu" or "cuda": where the policy, critic
-    and learner live. Checkpoints are written from the CPU either way, so they load anywhere."""
-    bc_data: str = ""
-    """Demo dataset directories (comma-separated) for the `bc_coef` loss; the pipeline passes its demos."""
-    resume: bool = False
-    wandb: bool = True
-    """Log to Weights & Biases when installed (offline unless WANDB_API_KEY is set)."""
-
-    def __post_init__(self) -> None:
-        if self.select not in ("last", "ema", "best_val"):
-            raise ValueError(f"select must be 'last', 'ema' or 'best_val', got {self.select!r}")
-        if self.select == "best_val" and not (self.eval_every > 0 and self.val_episodes_per_env > 0):
-            raise ValueError("select: best_val chooses among validation evaluations: set eval_every > 0 and "
-                             f"val_episodes_per_env > 0 (got {self.eval_every} and {self.val_episodes_per_env})")
-
-
 def _tasks_and_env(run: PPORunConfig, policy, start: str,
                    privileged: bool = False) -> tuple[tuple[str, ...], dict | None, object]:
     """The run's tasks (flag, else those the init checkpoint was trained on), the camera the checkpoint was
     trained through, and the env."""
     meta = json.loads((Path(start) / "config.json").read_text())["metadata"]
     meta_tasks, camera = meta.get("tasks", []), meta.get("camera")
-    tasks = tuple(t for t in run.tasks.split(",") if t) or tuple(meta_tasks)
+    tasks = tuple(run.tasks) or tuple(meta_tasks)
     if not tasks:
         raise ValueError("no tasks: pass --tasks (the checkpoint does not record the tasks it was trained on)")
     env = make_vec_env(EnvSpec(tasks=tasks, num_envs=run.num_envs, image_size=policy.cfg.vision.image_size,
@@ -98,13 +55,11 @@ def _tasks_and_env(run: PPORunConfig, policy, start: str,
     return tasks, camera, env
 
 
-def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
+def run_ppo(run: PPORunConfig, progress: bool = True) -> dict:
     """One process, or one rank of a torchrun job: each rank owns its envs (seeds offset by rank) and
     rollouts, gradients are averaged every step; rank 0 evaluates, logs and saves, and its checkpoint holds
     every rank's RNG state so `--resume` replays the same episodes on every rank."""
-    if run.select == "ema" and cfg.ema_decay <= 0:
-        raise ValueError("select: ema judges the weight-averaged policy: set ema_decay > 0 in the ppo config "
-                         "(e.g. 0.95), or select: last")
+    cfg, sampler = run.algo, run.algo.sampler
     device = resolve_device(run.device)
     rank, world = init_from_env(device)
     lead = rank == 0
@@ -117,11 +72,11 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
         if not state_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint with learner state in {out / 'checkpoint'}")
         saved = json.loads((out / "config.json").read_text())
-        now = json.loads(json.dumps(asdict(cfg)))
-        changed = sorted(k for k in now if k != "updates" and saved["ppo"].get(k) != now[k])
+        was, now = _flat(saved["run"]["algo"]), _flat(json.loads(json.dumps(asdict(cfg))))
+        changed = sorted(k for k in now.keys() | was.keys() if k != "updates" and was.get(k) != now.get(k))
         if changed:  # only the number of updates may grow on resume
-            raise ValueError(f"--resume: {changed} differ from the run saved in {out / 'config.json'}; "
-                             f"e.g. {changed[0]}: saved {saved['ppo'].get(changed[0])!r}, now {now[changed[0]]!r}")
+            raise ValueError(f"--resume: algo.{changed[0]} differs from the run saved in {out / 'config.json'} "
+                             f"(saved {was.get(changed[0])!r}, now {now.get(changed[0])!r}; all: {changed})")
         if saved.get("world_size", 1) != world:
             raise ValueError(f"--resume: the run was saved with {saved.get('world_size', 1)} rank(s), this job has "
                              f"{world}; relaunch with --nproc-per-node matching it")
@@ -131,7 +86,6 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
     policy.model.to(device)
     broadcast_parameters(policy.model)
     tasks, camera, env = _tasks_and_env(run, policy, start, privileged=cfg.critic == "privileged")
-    sampler = cfg.sampler()
     learner = PPOLearner(policy, cfg, privileged_dim=env.privileged_dim, bc_demos=_bc_demos(run, cfg, policy))
     if learner.critic is not None:
         broadcast_parameters(learner.critic)
@@ -147,13 +101,13 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
     env_steps = 0
     if lead:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({"run": asdict(run), "ppo": asdict(cfg), "tasks": tasks,
-                                                     "world_size": world}, indent=2))
-        print(f"ppo: method={cfg.method} chain={sampler.resolved_chain_mode} log_prob={cfg.log_prob_reduction} "
-              f"K={cfg.num_steps} a={cfg.noise_level} H={policy.cfg.action_horizon} executed={cfg.num_executed} "
-              f"envs={run.num_envs}x{world} tasks={list(tasks)} critic={cfg.critic} train_prefix={cfg.train_prefix}")
+        write_json_atomic(out / "config.json", {"run": asdict(run), "tasks": list(tasks), "world_size": world})
+        print(f"ppo: method={sampler.method} chain={sampler.resolved_chain_mode} "
+              f"log_prob={sampler.log_prob_reduction} K={sampler.num_steps} a={sampler.noise_level} "
+              f"H={policy.cfg.action_horizon} executed={cfg.num_executed} envs={run.num_envs}x{world} "
+              f"tasks={list(tasks)} critic={cfg.critic} train_prefix={cfg.train_prefix}")
         env_steps = _trim_metrics(out / "metrics.jsonl", learner.updates_done)
-        logger = RunLogger(out, {"run": asdict(run), "ppo": asdict(cfg), "tasks": list(tasks), "world_size": world},
+        logger = RunLogger(out, {"run": asdict(run), "tasks": list(tasks), "world_size": world},
                            name=out.name, use_wandb=run.wandb, resume=run.resume)
 
     validate = run.val_episodes_per_env > 0
@@ -162,7 +116,7 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
         if lead:
             episodes, seed = (run.val_episodes_per_env, VAL_SEED_BASE) if val else (run.eval_episodes_per_env,
                                                                                      EVAL_SEED_BASE)
-            summary = evaluate(judged or policy, env, episodes, cfg.num_executed, cfg.num_steps, seed=seed,
+            summary = evaluate(judged or policy, env, episodes, cfg.num_executed, sampler.num_steps, seed=seed,
                                video_dir=None if val else out / "videos" / tag)
             evals[tag] = {k: v for k, v in summary.items() if k != "episodes"} | {
                 "env_steps": env_steps, "updates": learner.updates_done, "seeds": "validation" if val else "test"}
@@ -201,7 +155,7 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
         run_eval("sft")
     if validate and "val_update_0" not in evals:
         run_eval("val_update_0", val=True)  # the SFT policy on the validation seeds: where the curve starts
-    bar = tqdm(total=cfg.updates, initial=learner.updates_done, desc=f"ppo {cfg.method}",
+    bar = tqdm(total=cfg.updates, initial=learner.updates_done, desc=f"ppo {sampler.method}",
                disable=not (progress and lead), dynamic_ncols=True)
     t_start = time.time()
     while learner.updates_done < cfg.updates:
@@ -266,12 +220,22 @@ def run_ppo(run: PPORunConfig, cfg: PPOConfig, progress: bool = True) -> dict:
 def _bc_demos(run: PPORunConfig, cfg: PPOConfig, policy) -> DemoTensors | None:
     if cfg.bc_coef <= 0:
         return None
-    paths = [p for p in run.bc_data.split(",") if p]
-    if not paths:
-        raise ValueError(f"bc_coef={cfg.bc_coef} needs demonstrations: pass --bc-data DIR[,DIR] (the SFT "
-                         "policy's demo datasets), or --bc-coef 0")
-    datasets, _ = load_demos(paths, max_episodes=0)
+    if not run.bc_data:
+        raise ValueError(f"algo.bc_coef={cfg.bc_coef} needs demonstrations: set bc_data (the SFT policy's demo "
+                         "datasets, e.g. --bc_data '[data/a,data/b]'), or algo.bc_coef 0")
+    datasets, _ = load_demos(list(run.bc_data), max_episodes=0)
     return demo_tensors(policy, chunk_samples(datasets, policy.cfg.action_horizon))
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    """{"sampler": {"method": ...}} -> {"sampler.method": ...}: nested configs compared key by key."""
+    flat = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            flat |= _flat(v, f"{prefix}{k}.")
+        else:
+            flat[prefix + k] = v
+    return flat
 
 
 def _trim_metrics(path: Path, updates_done: int) -> int:

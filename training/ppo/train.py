@@ -14,14 +14,13 @@ features are computed without gradients).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from training.policy.config import SamplerConfig
 from training.policy.policy import Policy
 from training.policy.sampling import chain_log_probs, element_mask, reduce_log_prob
+from training.ppo.config import PPOConfig
 from training.ppo.critic import PrivilegedCritic
 from training.ppo.distributed import average_gradients, mean_across_ranks
 from training.ppo.losses import (
@@ -33,93 +32,7 @@ from training.ppo.losses import (
     normalize_advantages_by_group,
 )
 from training.ppo.rollout import Rollout, index_obs
-from training.sft import DemoTensors, beta_flow_time
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    method: str = "flow_noise"
-    """"flow_noise" (learned std, joint chain) or "flow_sde" (a * sqrt(t / (1 - t)), hybrid chain)."""
-    num_steps: int = 4
-    """K denoising steps."""
-    noise_level: float = 0.5
-    noise_level_end: float | None = None
-    noise_anneal_updates: int = 400
-    log_prob_reduction: str = "mean_steps"
-    num_executed: int = 5
-    """Actions executed per chunk (an outer step)."""
-    rollout_steps: int = 8
-    """Outer steps (chunks) per env per update."""
-    updates: int = 20
-    epochs: int = 4
-    minibatch_size: int = 32
-    lr: float = 1e-4
-    """Actor learning rate (action expert + noise net); tiny CPU models want more than pi0's 7.9e-6."""
-    critic_lr: float = 1e-3
-    schedule: str = "constant"
-    """"constant" or "cosine" (the paper's remedy for a climbing KL)."""
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip: float = 0.2
-    dual_clip: float = 3.0
-    value_clip: float | None = 0.2
-    """Keep new values within this of the rollout's (None: no clipping; dense returns of ~20 need None)."""
-    huber_delta: float = 10.0
-    value_coef: float = 0.5
-    entropy_coef: float = 0.005
-    """Flow-Noise only (the SDE's std is fixed)."""
-    grad_clip: float = 1.0
-    advantage_norm: str = "minibatch"
-    """"minibatch": advantages normalised per minibatch (cleanrl); "task": per task over the whole rollout, so
-    that in a task mix each task's actions weigh alike, whatever the spread of its returns."""
-    target_kl: float | None = 0.1
-    """Stop an update's remaining minibatches once approx KL exceeds this (None: never)."""
-    critic_warmup_updates: int = 2
-    """Updates that train only the critic before the actor moves; until the critic explains the return, the
-    advantages are mostly noise and the first actor steps can undo the SFT policy (the CPU demo uses 10)."""
-    critic: str = "policy"
-    """"policy": the policy's value head (on its features); "privileged": an MLP over the simulator state
-    (asymmetric actor-critic, ManiSkill CPU envs; the policy itself never sees that state)."""
-    critic_hidden: int = 256
-    critic_epochs: int = 0
-    """Privileged critic: extra value-only passes over each rollout before the PPO epochs (an MLP on sim
-    state, so they cost little). A critic that explains more of the return leaves the advantages to carry
-    what the actions did, not where the cube happened to be."""
-    bc_coef: float = 0.0
-    """Weight of the flow-matching (SFT) loss on the demonstrations, added to every actor step (0: off; needs
-    demos: `bc_data` in the run config). Small-batch policy gradients also push the policy where the rollouts
-    carry no signal; the demos' loss holds it near the SFT policy there while the advantages move it where
-    they agree (behaviour-cloning regularisation as in DAPG, Rajeswaran et al. 2018)."""
-    bc_batch_size: int = 16
-    """Demo chunks per actor step for that loss."""
-    ema_decay: float = 0.0
-    """Polyak average of the policy's weights, updated after every actor update (0: off). Small-batch updates
-    move the weights by their signal plus a random walk; the average keeps the drift and damps the walk.
-    The run's final evaluation and export judge the averaged policy when the run config's `select` is "ema"."""
-    train_prefix: bool = False
-    train_expert_blocks: int = -1
-    """Action-expert blocks that train, counted from the output (-1: all). Fewer trainable weights make
-    PPO's small-batch steps less noisy; the output projection, final norm and noise net always train."""
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.method not in ("flow_noise", "flow_sde"):
-            raise ValueError(f"method must be 'flow_noise' or 'flow_sde', got {self.method!r}")
-        if self.critic not in ("policy", "privileged"):
-            raise ValueError(f"critic must be 'policy' or 'privileged', got {self.critic!r}")
-        if self.advantage_norm not in ("minibatch", "task"):
-            raise ValueError(f"advantage_norm must be 'minibatch' or 'task', got {self.advantage_norm!r}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1) (0: off; 0.95 averages about the last 20 updates), "
-                             f"got {self.ema_decay}")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
-        self.sampler()  # validates K, noise level, chain mode
-
-    def sampler(self) -> SamplerConfig:
-        return SamplerConfig(num_steps=self.num_steps, method=self.method, noise_level=self.noise_level,
-                             noise_level_end=self.noise_level_end, noise_anneal_updates=self.noise_anneal_updates,
-                             log_prob_reduction=self.log_prob_reduction)
+from training.sft.train import DemoTensors, beta_flow_time
 
 
 class PPOLearner:
@@ -134,14 +47,6 @@ class PPOLearner:
         self.bc_demos = bc_demos if cfg.bc_coef > 0 else None
         model = policy.model
         model.set_prefix_trainable(cfg.train_prefix)
-        if cfg.train_expert_blocks >= 0:
-            n_frozen = len(model.expert_blocks) - cfg.train_expert_blocks
-            frozen = [*model.expert_blocks[:max(n_frozen, 0)], model.action_in_proj,
-                      *([model.state_proj] if model.state_proj is not None else [])]
-            frozen += [getattr(model, m) for m in ("time_mlp_in", "time_mlp_out", "action_time_mlp_in",
-                                                   "action_time_mlp_out") if hasattr(model, m)]
-            for module in frozen:
-                module.requires_grad_(False)
         self.critic: PrivilegedCritic | None = None
         if cfg.critic == "privileged":
             if not privileged_dim:
@@ -182,14 +87,14 @@ class PPOLearner:
         cache = model.encode_prefix(obs)
         chain, term_mask = flat(ro.chains), flat(ro.term_mask)
         hybrid = flat(ro.hybrid_step) if ro.hybrid_step is not None else None
-        lp, entropy, value = chain_log_probs(model, cache, obs.state, chain, term_mask, self.cfg.method,
+        lp, entropy, value = chain_log_probs(model, cache, obs.state, chain, term_mask, self.cfg.sampler.method,
                                              noise_level, hybrid_step=hybrid)
         if self.critic is not None:
             value = self.critic(ro.privileged[idx])
         elif value is None:  # hybrid chains recompute one step; the critic reads the first step's features
             first = model.velocity(cache, obs.state, chain[:, 0], torch.ones(len(idx), device=chain.device))
             value = model.value(cache, first.action_features)
-        log_prob = reduce_log_prob(lp, term_mask, self.elem_mask, self.cfg.log_prob_reduction)
+        log_prob = reduce_log_prob(lp, term_mask, self.elem_mask, self.cfg.sampler.log_prob_reduction)
         return log_prob, value, entropy
 
     def update(self, ro: Rollout, noise_level: float) -> dict[str, float]:
@@ -232,7 +137,7 @@ class PPOLearner:
                     loss = cfg.value_coef * v_loss
                 else:
                     loss = pg_loss + cfg.value_coef * v_loss
-                    if cfg.method == "flow_noise":
+                    if cfg.sampler.method == "flow_noise":
                         loss = loss - cfg.entropy_coef * ent
                     if self.bc_demos is not None:
                         bc_loss = self._bc_loss(gen)

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test` (extra: sim)")
 
-from training.cli import main  # noqa: E402
+from pipeline.cli import main  # noqa: E402
 from training.data.collect import CollectConfig, make_env_and_expert, run_episode  # noqa: E402
 from training.data.demos import DemoDataset  # noqa: E402
 

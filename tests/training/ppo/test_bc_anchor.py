@@ -8,8 +8,9 @@ from tests.conftest import micro_config
 from tests.training.ppo.test_ppo_learns import BanditEnv
 from training.policy.config import VisionConfig
 from training.policy.policy import Policy
+from training.ppo.config import PPOConfig
 from training.ppo.rollout import RolloutCollector
-from training.ppo.train import PPOConfig, PPOLearner
+from training.ppo.train import PPOLearner
 from training.sft import prepare_demos, validation_loss
 
 
@@ -28,11 +29,11 @@ def _zero_advantage_update(policy: Policy, cfg: PPOConfig, demos) -> dict:
     """One update on a rollout whose rewards and values are all 0: the advantages vanish, so the policy loss
     has no gradient and only the BC term can move the actor."""
     learner = PPOLearner(policy, cfg, bc_demos=demos)
-    ro = RolloutCollector(BanditEnv(), policy, cfg.sampler(), num_executed=1).collect(cfg.rollout_steps, 0.5)
+    ro = RolloutCollector(BanditEnv(), policy, cfg.sampler, num_executed=1).collect(cfg.rollout_steps, 0.5)
     ro.rewards.zero_()
     ro.values.zero_()
     ro.last_value.zero_()
-    return learner.update(ro, cfg.noise_level)
+    return learner.update(ro, cfg.sampler.noise_level)
 
 
 @pytest.mark.parametrize("bc_coef", [0.0, 1.0])

@@ -6,8 +6,9 @@ import torch
 
 from tests.training.ppo.test_bc_anchor import _setup
 from tests.training.ppo.test_ppo_learns import BanditEnv
+from training.ppo.config import PPOConfig
 from training.ppo.rollout import RolloutCollector
-from training.ppo.train import PPOConfig, PPOLearner
+from training.ppo.train import PPOLearner
 
 
 def _cfg(**kw) -> PPOConfig:
@@ -17,9 +18,9 @@ def _cfg(**kw) -> PPOConfig:
 
 
 def _update(learner: PPOLearner, cfg: PPOConfig) -> None:
-    ro = RolloutCollector(BanditEnv(), learner.policy, cfg.sampler(), num_executed=1,
-                          seed=learner.updates_done).collect(cfg.rollout_steps, cfg.noise_level)
-    learner.update(ro, cfg.noise_level)
+    ro = RolloutCollector(BanditEnv(), learner.policy, cfg.sampler, num_executed=1,
+                          seed=learner.updates_done).collect(cfg.rollout_steps, cfg.sampler.noise_level)
+    learner.update(ro, cfg.sampler.noise_level)
 
 
 def test_average_follows_the_actor_after_warmup():

@@ -13,10 +13,11 @@ import torch
 from tests.conftest import micro_config
 from tests.training.ppo.test_ppo_learns import BanditEnv
 from training.device import resolve_device
-from training.policy.config import VisionConfig
+from training.policy.config import SamplerConfig, VisionConfig
 from training.policy.policy import Policy
+from training.ppo.config import PPOConfig
 from training.ppo.rollout import Rollout, RolloutCollector
-from training.ppo.train import PPOConfig, PPOLearner
+from training.ppo.train import PPOLearner
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none visible to torch here)")
 
@@ -56,12 +57,12 @@ def test_device_choice():
 def test_an_update_on_the_gpu_matches_the_cpu(method):
     """One PPO update of the same rollout from the same weights lands on the same weights on either device
     (up to float reordering), so a GPU run is the CPU run made faster."""
-    cfg = PPOConfig(method=method, num_executed=1, rollout_steps=4, epochs=2, minibatch_size=16, lr=1e-3,
-                    critic_warmup_updates=0, target_kl=None, entropy_coef=0.01, ema_decay=0.9)
+    cfg = PPOConfig(sampler=SamplerConfig(method=method), num_executed=1, rollout_steps=4, epochs=2, minibatch_size=16,
+                    lr=1e-3, critic_warmup_updates=0, target_kl=None, entropy_coef=0.01, ema_decay=0.9)
     cpu_policy = _policy()
     gpu_policy = copy.deepcopy(cpu_policy)
     gpu_policy.model.to("cuda")
-    ro = RolloutCollector(BanditEnv(), cpu_policy, cfg.sampler(), num_executed=1).collect(cfg.rollout_steps, 0.5)
+    ro = RolloutCollector(BanditEnv(), cpu_policy, cfg.sampler, num_executed=1).collect(cfg.rollout_steps, 0.5)
     before = {n: p.detach().clone() for n, p in cpu_policy.model.named_parameters()}
     cpu_stats = PPOLearner(cpu_policy, cfg).update(ro, 0.5)
     gpu_learner = PPOLearner(gpu_policy, cfg)

@@ -16,9 +16,10 @@ def _rank_main(rank: int, world: int, init_file: str, out_dir: str) -> None:
     from tests.training.ppo.test_ppo_resume import _Spec
     from tests.training.ppo.test_ppo_run import _policy
     from training.envs.maniskill import ManiSkillConfig, ManiSkillVecEnv
+    from training.ppo.config import PPOConfig
     from training.ppo.distributed import broadcast_parameters
     from training.ppo.rollout import RolloutCollector
-    from training.ppo.train import PPOConfig, PPOLearner
+    from training.ppo.train import PPOLearner
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
@@ -30,11 +31,11 @@ def _rank_main(rank: int, world: int, init_file: str, out_dir: str) -> None:
         start = {k: v.clone() for k, v in policy.model.state_dict().items()}
         with ManiSkillVecEnv(ManiSkillConfig(tasks=("PushCube-v1",), num_envs=1, image_size=(32, 32),
                                              max_episode_steps=10)) as env:
-            cfg = PPOConfig(method="flow_noise", num_executed=3, rollout_steps=2, epochs=1, minibatch_size=2,
-                            critic_warmup_updates=0, target_kl=None, lr=1e-3)
+            cfg = PPOConfig(num_executed=3, rollout_steps=2, epochs=1, minibatch_size=2, critic_warmup_updates=0,
+                            target_kl=None, lr=1e-3)
             learner = PPOLearner(policy, cfg)
-            ro = RolloutCollector(env, policy, cfg.sampler(), cfg.num_executed, seed=100 * rank).collect(2, 0.5)
-            learner.update(ro, cfg.noise_level)
+            ro = RolloutCollector(env, policy, cfg.sampler, cfg.num_executed, seed=100 * rank).collect(2, 0.5)
+            learner.update(ro, cfg.sampler.noise_level)
         state = {k: v.contiguous() for k, v in policy.model.state_dict().items()}
         save_file(state, os.path.join(out_dir, f"rank{rank}.safetensors"))
         save_file({k: v.contiguous() for k, v in start.items()}, os.path.join(out_dir, f"start{rank}.safetensors"))
@@ -58,14 +59,14 @@ def _run_rank(rank: int, world: int, port: int, out: str, init: str, updates: in
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    from training.ppo.run import PPORunConfig, run_ppo
-    from training.ppo.train import PPOConfig
+    from training.ppo.config import PPOConfig, PPORunConfig
+    from training.ppo.run import run_ppo
 
     try:
+        algo = PPOConfig(num_executed=3, rollout_steps=2, updates=updates, epochs=1, minibatch_size=2,
+                         critic_warmup_updates=0, target_kl=None, lr=1e-3)
         run_ppo(PPORunConfig(init=init, out=out, num_envs=1, max_episode_steps=10, eval_episodes_per_env=1,
-                             save_every=1, resume=resume, wandb=False),
-                PPOConfig(method="flow_noise", num_executed=3, rollout_steps=2, updates=updates, epochs=1,
-                          minibatch_size=2, critic_warmup_updates=0, target_kl=None, lr=1e-3), progress=False)
+                             save_every=1, resume=resume, wandb=False, algo=algo), progress=False)
     finally:
         dist.destroy_process_group()
 

@@ -6,10 +6,11 @@ import torch
 
 from tests.conftest import micro_config
 from training.envs.base import ChunkStep, EpisodeStats
-from training.policy.config import VisionConfig
+from training.policy.config import SamplerConfig, VisionConfig
 from training.policy.policy import Policy
+from training.ppo.config import PPOConfig
 from training.ppo.rollout import RolloutCollector
-from training.ppo.train import PPOConfig, PPOLearner
+from training.ppo.train import PPOLearner
 
 TARGET = np.array([0.7, -0.3])
 
@@ -48,15 +49,15 @@ def test_ppo_improves_the_expected_reward(method, device):
     rng = np.random.default_rng(0)
     policy = Policy.create(cfg, ["reach the target"], rng.standard_normal((32, 4)), rng.uniform(-1, 1, (32, 3, 2)))
     policy.model.to(device)
-    ppo = PPOConfig(method=method, num_executed=1, rollout_steps=4, epochs=4, minibatch_size=16, lr=1e-3,
-                    critic_warmup_updates=2, target_kl=None, entropy_coef=0.0)
+    ppo = PPOConfig(sampler=SamplerConfig(method=method), num_executed=1, rollout_steps=4, epochs=4, minibatch_size=16,
+                    lr=1e-3, critic_warmup_updates=2, target_kl=None, entropy_coef=0.0)
     learner = PPOLearner(policy, ppo)
-    collector = RolloutCollector(BanditEnv(), policy, ppo.sampler(), num_executed=1)
+    collector = RolloutCollector(BanditEnv(), policy, ppo.sampler, num_executed=1)
     rewards = []
     for _ in range(40):
-        ro = collector.collect(ppo.rollout_steps, ppo.noise_level)
+        ro = collector.collect(ppo.rollout_steps, ppo.sampler.noise_level)
         assert ro.chains.device.type == device and ro.rewards.device.type == device
-        learner.update(ro, ppo.noise_level)
+        learner.update(ro, ppo.sampler.noise_level)
         rewards.append(float(ro.rewards.mean()))
     first, last = np.mean(rewards[:5]), np.mean(rewards[-5:])
     assert last > first + 0.1, f"{method}: mean reward {first:.3f} -> {last:.3f}"

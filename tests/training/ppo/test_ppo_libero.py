@@ -12,8 +12,11 @@ from training.envs.libero import task_names  # noqa: E402
 from training.policy.checkpoint import save_checkpoint  # noqa: E402
 from training.policy.config import VisionConfig  # noqa: E402
 from training.policy.policy import Policy  # noqa: E402
-from training.ppo.run import PPORunConfig, run_ppo  # noqa: E402
-from training.ppo.train import PPOConfig  # noqa: E402
+from training.ppo.config import (
+    PPOConfig,  # noqa: E402
+    PPORunConfig,  # noqa: E402
+)
+from training.ppo.run import run_ppo  # noqa: E402
 
 
 def test_ppo_runs_on_a_libero_task_with_both_cameras(tmp_path):
@@ -26,12 +29,12 @@ def test_ppo_runs_on_a_libero_task_with_both_cameras(tmp_path):
     save_checkpoint(tmp_path / "sft", policy, metadata={"tasks": ["libero_spatial/1"]})
     with pytest.raises(ValueError, match="only its success reward"):
         run_ppo(PPORunConfig(init=str(tmp_path / "sft"), out=str(tmp_path / "dense"), reward_mode="normalized_dense"),
-                PPOConfig(), progress=False)
-    run = PPORunConfig(init=str(tmp_path / "sft"), out=str(tmp_path / "ppo"), num_envs=1, max_episode_steps=8,
-                       eval_episodes_per_env=1, save_every=1, wandb=False)
+                progress=False)
     ppo = PPOConfig(num_executed=4, rollout_steps=2, updates=1, epochs=1, minibatch_size=2, critic_warmup_updates=0,
                     target_kl=None)
-    results = run_ppo(run, ppo, progress=False)
+    run = PPORunConfig(init=str(tmp_path / "sft"), out=str(tmp_path / "ppo"), num_envs=1, max_episode_steps=8,
+                       eval_episodes_per_env=1, save_every=1, wandb=False, algo=ppo)
+    results = run_ppo(run, progress=False)
     metrics = [json.loads(x) for x in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 1 and metrics[0]["env_steps"] == 8 and np.isfinite(metrics[0]["policy_loss"])
     assert results["sft"]["n"] == results["rl"]["n"] == 1

@@ -13,8 +13,12 @@ pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test`
 
 from tests.training.ppo.test_ppo_run import _policy  # noqa: E402
 from training.policy.checkpoint import CheckpointError, save_checkpoint  # noqa: E402
-from training.ppo.run import PPORunConfig, run_ppo  # noqa: E402
-from training.ppo.train import PPOConfig  # noqa: E402
+from training.policy.config import SamplerConfig  # noqa: E402
+from training.ppo.config import (
+    PPOConfig,  # noqa: E402
+    PPORunConfig,  # noqa: E402
+)
+from training.ppo.run import run_ppo  # noqa: E402
 
 
 class _Spec:  # what _policy needs from an env
@@ -31,11 +35,12 @@ def init_ckpt(tmp_path_factory):
 
 
 def _run(out, init, updates, resume=False, critic="policy"):
+    cfg = PPOConfig(sampler=SamplerConfig(method="flow_sde"), num_executed=3, rollout_steps=3, updates=updates,
+                    epochs=1, minibatch_size=3, critic_warmup_updates=1, target_kl=None, critic=critic,
+                    critic_hidden=16)
     run = PPORunConfig(init=str(init), out=str(out), num_envs=2, max_episode_steps=10, eval_episodes_per_env=1,
-                       save_every=1, resume=resume)
-    cfg = PPOConfig(method="flow_sde", num_executed=3, rollout_steps=3, updates=updates, epochs=1,
-                    minibatch_size=3, critic_warmup_updates=1, target_kl=None, critic=critic, critic_hidden=16)
-    return run_ppo(run, cfg, progress=False)
+                       save_every=1, resume=resume, algo=cfg)
+    return run_ppo(run, progress=False)
 
 
 @pytest.mark.parametrize("critic", ["policy", "privileged"])
@@ -44,6 +49,9 @@ def test_resume_restores_the_exact_state(tmp_path, init_ckpt, critic):
     _run(tmp_path / "split", init_ckpt, updates=1, critic=critic)
     with pytest.raises(FileExistsError, match="already holds a run"):
         _run(tmp_path / "split", init_ckpt, updates=2, critic=critic)
+    other = "privileged" if critic == "policy" else "policy"
+    with pytest.raises(ValueError, match=f"algo.critic differs .*saved '{critic}', now '{other}'"):
+        _run(tmp_path / "split", init_ckpt, updates=2, resume=True, critic=other)  # only updates may change
     results = _run(tmp_path / "split", init_ckpt, updates=2, resume=True, critic=critic)
     a = load_file(str(tmp_path / "straight" / "checkpoint" / "model.safetensors"))
     b = load_file(str(tmp_path / "split" / "checkpoint" / "model.safetensors"))
@@ -71,5 +79,7 @@ def test_bad_ppo_inputs_are_named(tmp_path, init_ckpt):
         _run(tmp_path / "x", tmp_path / "no_such_checkpoint", updates=1)
     with pytest.raises(FileNotFoundError, match="no checkpoint with learner state"):
         _run(tmp_path / "y", init_ckpt, updates=1, resume=True)
-    with pytest.raises(ValueError, match="method must be"):
-        PPOConfig(method="flow_magic")
+    with pytest.raises(ValueError, match="unknown sampler method 'flow_magic'"):
+        PPOConfig(sampler=SamplerConfig(method="flow_magic"))
+    with pytest.raises(ValueError, match="sampler.method must be 'flow_noise' or 'flow_sde'"):
+        PPOConfig(sampler=SamplerConfig(method="ode"))  # a sampler, but not one PPO can train

@@ -8,10 +8,14 @@ pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test`
 
 from tests.conftest import micro_config  # noqa: E402
 from training.envs.maniskill import ManiSkillConfig, ManiSkillVecEnv  # noqa: E402
-from training.policy.config import VisionConfig  # noqa: E402
+from training.policy.config import (
+    SamplerConfig,  # noqa: E402
+    VisionConfig,  # noqa: E402
+)
 from training.policy.policy import Policy  # noqa: E402
+from training.ppo.config import PPOConfig  # noqa: E402
 from training.ppo.rollout import RolloutCollector  # noqa: E402
-from training.ppo.train import PPOConfig, PPOLearner  # noqa: E402
+from training.ppo.train import PPOLearner  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -37,23 +41,23 @@ def _policy(env) -> Policy:
                                                ("flow_noise", "element")])
 def test_short_ppo_run_trains_the_expert_only(env, method, reduction):
     policy = _policy(env)
-    cfg = PPOConfig(method=method, num_executed=3, rollout_steps=2, epochs=2, minibatch_size=2,
-                    critic_warmup_updates=1, lr=1e-3, target_kl=None, log_prob_reduction=reduction)
+    cfg = PPOConfig(sampler=SamplerConfig(method=method, log_prob_reduction=reduction), num_executed=3,
+                    rollout_steps=2, epochs=2, minibatch_size=2, critic_warmup_updates=1, lr=1e-3, target_kl=None)
     learner = PPOLearner(policy, cfg)
-    collector = RolloutCollector(env, policy, cfg.sampler(), cfg.num_executed, seed=0)
+    collector = RolloutCollector(env, policy, cfg.sampler, cfg.num_executed, seed=0)
     before = {k: v.clone() for k, v in policy.model.state_dict().items()}
 
-    ro = collector.collect(cfg.rollout_steps, cfg.noise_level)
+    ro = collector.collect(cfg.rollout_steps, cfg.sampler.noise_level)
     assert ro.chains.shape[:2] == (2, 2) and ro.env_steps == 12 and torch.isfinite(ro.log_probs).all()
     # Before any update the recomputed log-probs equal the rollout's: ratio = 1 on the first epoch.
     with torch.no_grad():
-        lp, value, _ = learner.evaluate(ro, torch.arange(ro.size), cfg.noise_level)
+        lp, value, _ = learner.evaluate(ro, torch.arange(ro.size), cfg.sampler.noise_level)
     torch.testing.assert_close(lp, ro.log_probs.reshape(lp.shape), atol=1e-3, rtol=1e-4)
     if reduction == "element":  # a log-prob per executed step x real action dim, zero elsewhere
         assert lp.shape == (4, 5, 6) and (lp[:, 3:] == 0).all() and (lp[:, :, 4:] == 0).all()
     torch.testing.assert_close(value, ro.values.flatten(), atol=1e-4, rtol=1e-4)
 
-    warm = learner.update(ro, cfg.noise_level)
+    warm = learner.update(ro, cfg.sampler.noise_level)
     assert warm["critic_warmup"] == 1.0
     after_warmup = policy.model.state_dict()
     assert not torch.equal(after_warmup["value_head.net.0.weight"], before["value_head.net.0.weight"])
@@ -61,7 +65,7 @@ def test_short_ppo_run_trains_the_expert_only(env, method, reduction):
         if not k.startswith("value_head."):
             assert torch.equal(after_warmup[k], before[k]), f"critic warm-up changed the actor ({k})"
 
-    stats = learner.update(collector.collect(cfg.rollout_steps, cfg.noise_level), cfg.noise_level)
+    stats = learner.update(collector.collect(cfg.rollout_steps, cfg.sampler.noise_level), cfg.sampler.noise_level)
     assert all(np.isfinite(v) for v in stats.values()), stats
     state = policy.model.state_dict()
     assert not torch.equal(state["action_out_proj.weight"], before["action_out_proj.weight"])
@@ -79,44 +83,31 @@ def test_privileged_critic_judges_from_sim_state_and_leaves_the_policy_head_alon
         cfg = PPOConfig(num_executed=3, rollout_steps=2, epochs=2, minibatch_size=2, critic_warmup_updates=1,
                         lr=1e-3, target_kl=None, critic="privileged", critic_hidden=32, value_clip=None)
         learner = PPOLearner(policy, cfg, privileged_dim=env.privileged_dim)
-        collector = RolloutCollector(env, policy, cfg.sampler(), cfg.num_executed, seed=0, critic=learner.critic)
+        collector = RolloutCollector(env, policy, cfg.sampler, cfg.num_executed, seed=0, critic=learner.critic)
         before = {k: v.clone() for k, v in policy.model.state_dict().items()}
         critic_before = {k: v.clone() for k, v in learner.critic.state_dict().items()}
-        ro = collector.collect(cfg.rollout_steps, cfg.noise_level)
+        ro = collector.collect(cfg.rollout_steps, cfg.sampler.noise_level)
         # ManiSkill's state: qpos, qvel, tcp pose, goal and cube positions; zero padding; the elapsed fraction.
         assert ro.privileged.shape == (4, env.privileged_dim) and (ro.privileged[:, :35] != 0).any(1).all()
         assert (ro.privileged[:, 35:-1] == 0).all()
         assert ro.privileged[:, -1].tolist() == pytest.approx([0, 0, 3 / 20, 3 / 20])  # t-major: step 0, then 3
         with torch.no_grad():
             torch.testing.assert_close(learner.critic(ro.privileged), ro.values.flatten())
-        learner.update(ro, cfg.noise_level)  # warm-up: the critic alone learns
+        learner.update(ro, cfg.sampler.noise_level)  # warm-up: the critic alone learns
         assert not torch.equal(learner.critic.state_dict()["net.0.weight"], critic_before["net.0.weight"])
         assert learner.critic.norm.count > 4 - 1e-3  # the running normalisation saw the batch
         assert all(torch.equal(policy.model.state_dict()[k], before[k]) for k in before)
-        learner.update(collector.collect(cfg.rollout_steps, cfg.noise_level), cfg.noise_level)
+        learner.update(collector.collect(cfg.rollout_steps, cfg.sampler.noise_level), cfg.sampler.noise_level)
         state = policy.model.state_dict()
         assert not torch.equal(state["action_out_proj.weight"], before["action_out_proj.weight"])
         assert all(torch.equal(state[k], before[k]) for k in before if k.startswith("value_head."))
     with pytest.raises(ValueError, match="privileged state"):
-        RolloutCollector(_NoPrivileged(), policy, cfg.sampler(), cfg.num_executed, critic=learner.critic)
+        RolloutCollector(_NoPrivileged(), policy, cfg.sampler, cfg.num_executed, critic=learner.critic)
 
 
 class _NoPrivileged:  # an env that offers no privileged state (like LIBERO)
     privileged_dim = 0
     action_dim = 4
-
-
-def test_only_the_last_expert_blocks_train_when_asked():
-    from tests.training.ppo.test_ppo_resume import _Spec
-
-    policy = _policy(_Spec())
-    learner = PPOLearner(policy, PPOConfig(train_expert_blocks=1))
-    m = policy.model
-    trainable = {id(p) for p in learner.actor_params}
-    assert all(id(p) in trainable for p in m.expert_blocks[-1].parameters())
-    assert not any(id(p) in trainable for p in m.expert_blocks[0].parameters())
-    assert not any(id(p) in trainable for p in m.action_in_proj.parameters())
-    assert all(id(p) in trainable for p in [*m.action_out_proj.parameters(), *m.noise_net.parameters()])
 
 
 def test_extra_critic_epochs_fit_the_returns_and_leave_the_actor_alone():

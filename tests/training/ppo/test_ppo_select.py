@@ -12,8 +12,11 @@ pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test`
 import training.ppo.run as ppo_run  # noqa: E402
 from tests.training.ppo.test_ppo_resume import init_ckpt  # noqa: E402, F401 - the fixture
 from training.envs.base import EVAL_SEED_BASE, VAL_SEED_BASE  # noqa: E402
-from training.ppo.run import PPORunConfig, run_ppo  # noqa: E402
-from training.ppo.train import PPOConfig  # noqa: E402
+from training.ppo.config import (
+    PPOConfig,  # noqa: E402
+    PPORunConfig,  # noqa: E402
+)
+from training.ppo.run import run_ppo  # noqa: E402
 
 # Scripted validation scores per update, so that the choice is known: update 1 (critic warm-up, the SFT
 # actor) scores highest but may not be chosen; update 2 beats the last one.
@@ -38,11 +41,11 @@ def test_best_validation_policy_is_the_one_judged_on_test_seeds(tmp_path, init_c
     learner_updates = lambda: len((out / "metrics.jsonl").read_text().splitlines()) if (  # noqa: E731
         out / "metrics.jsonl").exists() else 0
 
+    cfg = PPOConfig(num_executed=3, rollout_steps=3, updates=3, epochs=1, minibatch_size=3, critic_warmup_updates=1,
+                    target_kl=None, lr=1e-3)
     run = PPORunConfig(init=str(init_ckpt), out=str(out), num_envs=2, max_episode_steps=10, eval_episodes_per_env=1,
-                       eval_every=1, val_episodes_per_env=1, select="best_val", save_every=1, wandb=False)
-    cfg = PPOConfig(method="flow_noise", num_executed=3, rollout_steps=3, updates=3, epochs=1, minibatch_size=3,
-                    critic_warmup_updates=1, target_kl=None, lr=1e-3)
-    results = run_ppo(run, cfg, progress=False)
+                       eval_every=1, val_episodes_per_env=1, select="best_val", save_every=1, wandb=False, algo=cfg)
+    results = run_ppo(run, progress=False)
 
     evals = json.loads((out / "evals.json").read_text())
     assert {k: v["seeds"] for k, v in evals.items() if k != "best"} == {
@@ -83,11 +86,11 @@ def test_weight_averaged_policy_is_the_one_judged_and_exported(tmp_path, init_ck
     real_evaluate = ppo_run.evaluate
     monkeypatch.setattr(ppo_run, "evaluate", recording_evaluate)
     out = tmp_path / "run"
+    cfg = PPOConfig(num_executed=3, rollout_steps=3, updates=3, epochs=1, minibatch_size=3, critic_warmup_updates=1,
+                    target_kl=None, lr=1e-3, ema_decay=0.5)
     run = PPORunConfig(init=str(init_ckpt), out=str(out), num_envs=2, max_episode_steps=10, eval_episodes_per_env=1,
-                       select="ema", save_every=1, wandb=False)
-    cfg = PPOConfig(method="flow_noise", num_executed=3, rollout_steps=3, updates=3, epochs=1, minibatch_size=3,
-                    critic_warmup_updates=1, target_kl=None, lr=1e-3, ema_decay=0.5)
-    results = run_ppo(run, cfg, progress=False)
+                       select="ema", save_every=1, wandb=False, algo=cfg)
+    results = run_ppo(run, progress=False)
     assert results["policy"] == str(out / "ema") and results["select"] == "ema"
 
     sft = load_file(str(init_ckpt / "model.safetensors"))
@@ -105,7 +108,6 @@ def test_weight_averaged_policy_is_the_one_judged_and_exported(tmp_path, init_ck
     assert all(torch.equal(judged[-1][k], ema[k]) for k in ema), "the final evaluation played the average"
 
 
-def test_ema_selection_needs_an_average(tmp_path, init_ckpt):  # noqa: F811
-    run = PPORunConfig(init=str(init_ckpt), out=str(tmp_path / "run"), select="ema", wandb=False)
-    with pytest.raises(ValueError, match="set ema_decay > 0"):
-        run_ppo(run, PPOConfig(ema_decay=0.0), progress=False)
+def test_ema_selection_needs_an_average():
+    with pytest.raises(ValueError, match="set algo.ema_decay > 0"):
+        PPORunConfig(select="ema", algo=PPOConfig(ema_decay=0.0))

@@ -11,73 +11,36 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from core.io import write_text_atomic
+from pipeline.config import PipelineConfig
 from training.data.collect import CollectConfig, collect
-from training.envs.base import EVAL_SEED_BASE
-from training.ppo.run import PPORunConfig, run_ppo
-from training.ppo.train import PPOConfig
-from training.sft_run import SFTRunConfig, run_sft
+from training.ppo.run import run_ppo
 
 
-@dataclass(frozen=True)
-class PipelineConfig:
-    out: str = "runs/demo"
-    tasks: tuple[str, ...] = ("PushCubeNarrow-v1", "PullCubeNarrow-v1")
-    demo_episodes: int = 8
-    """Scripted demos per task: few, so that SFT is clearly imperfect (as in the paper)."""
-    expert_speed: float = 1.0
-    """The scripted experts' top speed as a fraction of the controller's (training/data/experts)."""
-    camera_file: str = ""
-    """ManiSkill: a camera.yaml for every stage (demos record it; SFT, PPO and evaluation render through it);
-    "" keeps each task's default camera."""
-    methods: tuple[str, ...] = ("flow_noise",)
-    """PPO methods to run from the same SFT checkpoint (flow_noise, flow_sde)."""
-    workers: int = 2
-    image_size: int = 64
-    seed: int = 0
-    """Repeats the demo with other randomness: demo seeds start at 1000 * seed, and seed is added to the SFT
-    and PPO seeds (held-out evaluation seeds stay the same). 0 is the measured runs."""
-    export: bool = True
-    """Export the first method's PPO policy as an ONNX engine and evaluate it closed loop, next to PyTorch."""
-    engine_eval_episodes: int = 0
-    """Held-out episodes for the engine-vs-PyTorch closed-loop check (the first of PPO's evaluation episodes;
-    both runners play each); 0: as many as PPO's evaluation."""
-
-    def __post_init__(self) -> None:
-        if self.engine_eval_episodes < 0:
-            raise ValueError(f"engine_eval_episodes must be >= 0 (0: as many as PPO's evaluation), "
-                             f"got {self.engine_eval_episodes}")
-        if self.seed < 0 or 1000 * self.seed + self.demo_episodes > EVAL_SEED_BASE:
-            raise ValueError(f"seed must be in 0..{(EVAL_SEED_BASE - self.demo_episodes) // 1000} (demo seeds "
-                             f"1000 * seed + i stay below the held-out seeds from {EVAL_SEED_BASE}), got {self.seed}")
+def stage_configs(cfg: PipelineConfig, method: str, demo_dirs: tuple[str, ...], out: Path):
+    """The SFT and PPO configs of one method's run: the pipeline's sections with its paths, tasks, seed and
+    method written in."""
+    sft = dataclasses.replace(cfg.sft, data=demo_dirs, out=str(out / "sft"), seed=cfg.sft.seed + cfg.seed)
+    run_dir = out / f"ppo_{method}"
+    algo = cfg.ppo.algo
+    algo = dataclasses.replace(algo, seed=algo.seed + cfg.seed,
+                               sampler=dataclasses.replace(algo.sampler, method=method))
+    ppo = dataclasses.replace(cfg.ppo, init=str(out / "sft" / "checkpoint"), out=str(run_dir), tasks=cfg.tasks,
+                              resume=(run_dir / "checkpoint").exists(), bc_data=demo_dirs, algo=algo)
+    return sft, ppo
 
 
-def _section(cls: type, file_cfg: dict[str, Any], section: str, **overrides: Any) -> Any:
-    """One stage's config from its file section (an unknown key is an error naming the closest valid one)."""
-    from argparse import Namespace
+def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
+    import draccus
 
-    from training.cli import build_config
-
-    return build_config(cls, section, file_cfg, Namespace(**overrides), "the pipeline's config")
-
-
-def _seed(file_cfg: dict[str, Any], section: str, offset: int) -> int:
-    return int((file_cfg.get(section) or {}).get("seed", 0)) + offset
-
-
-def run_pipeline(cfg: PipelineConfig, file_cfg: dict[str, Any], progress: bool = True) -> dict:
     t0 = time.time()
-    for cls, section in ((SFTRunConfig, "sft"), (PPORunConfig, "ppo_run"), (PPOConfig, "ppo")):
-        _section(cls, file_cfg, section)  # refuse a typo now, not after the demos and SFT have run
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "pipeline_config.json").write_text(json.dumps({"pipeline": dataclasses.asdict(cfg), **file_cfg},
-                                                         indent=2, default=list))
+    write_text_atomic(out / "pipeline_config.yaml", draccus.dump(cfg))  # the resolved tree, defaults included
     timings: dict[str, float] = {}
 
     # 1. scripted demonstrations
@@ -97,12 +60,12 @@ def run_pipeline(cfg: PipelineConfig, file_cfg: dict[str, Any], progress: bool =
         print(f"demos: {task} expert success {summary['success_rate']:.0%} over {summary['episodes']} episodes")
 
     # 2. few-shot SFT
-    sft_out = out / "sft"
-    if not (sft_out / "checkpoint").exists():
+    sft, _ = stage_configs(cfg, cfg.methods[0], tuple(demo_dirs), out)
+    if not (out / "sft" / "checkpoint").exists():
+        from training.sft.run import run_sft
+
         t = time.time()
-        run_sft(_section(SFTRunConfig, file_cfg, "sft", data=",".join(demo_dirs), out=str(sft_out),
-                         seed=_seed(file_cfg, "sft", cfg.seed)),
-                progress=progress)
+        run_sft(sft, progress=progress)
         timings["sft"] = time.time() - t
 
     # 3. PPO per method, each evaluated against the SFT policy on the same held-out seeds
@@ -117,22 +80,19 @@ def run_pipeline(cfg: PipelineConfig, file_cfg: dict[str, Any], progress: bool =
             aside = run_dir.with_name(f"{run_dir.name}.incomplete-{int(time.time())}")
             run_dir.rename(aside)
             print(f"pipeline: {run_dir} had no checkpoint yet; moved it to {aside} and starting PPO again")
-        run = _section(PPORunConfig, file_cfg, "ppo_run", init=str(sft_out / "checkpoint"), out=str(run_dir),
-                       tasks=",".join(cfg.tasks), resume=(run_dir / "checkpoint").exists(),
-                       bc_data=",".join(demo_dirs))
-        ppo = _section(PPOConfig, file_cfg, "ppo", method=method, seed=_seed(file_cfg, "ppo", cfg.seed))
-        results[method] = run_ppo(run, ppo, progress=progress)
+        _, ppo = stage_configs(cfg, method, tuple(demo_dirs), out)
+        results[method] = run_ppo(ppo, progress=progress)
         timings[f"ppo {method}"] = time.time() - t
 
     # 4. what the robot would run: the first method's policy as an engine, closed loop on the same seeds
-    engine = export_and_evaluate(out, cfg, file_cfg, timings) if cfg.export and results else None
+    engine = export_and_evaluate(out, cfg, timings) if cfg.export.enabled and results else None
     report = write_report(out, cfg, results, timings, time.time() - t0, engine)
     return report
 
 
-def export_and_evaluate(out: Path, cfg: PipelineConfig, file_cfg: dict[str, Any], timings: dict) -> dict | None:
+def export_and_evaluate(out: Path, cfg: PipelineConfig, timings: dict) -> dict | None:
     try:
-        from deploy.export import export
+        from deploy.export import export_engine
         from deploy.sim_eval import run as eval_engine
     except ImportError as e:
         print(f"pipeline: skipping the engine export ({e}); install the export extra: pip install 'pirl[export]'")
@@ -142,15 +102,16 @@ def export_and_evaluate(out: Path, cfg: PipelineConfig, file_cfg: dict[str, Any]
     engine_dir, result_path = out / "engine", out / "engine_eval.json"
     if not (engine_dir / "engine.json").exists():
         t = time.time()
-        export(ckpt, engine_dir)
+        export_engine(ckpt, engine_dir, cfg.export)
         timings["export"] = time.time() - t
+    if not cfg.engine_eval.enabled:
+        return None
     if not result_path.exists():
         t = time.time()
-        run = _section(PPORunConfig, file_cfg, "ppo_run")
-        ppo = _section(PPOConfig, file_cfg, "ppo")
-        episodes = cfg.engine_eval_episodes or run.eval_episodes_per_env * run.num_envs
+        run = cfg.ppo
+        episodes = cfg.engine_eval.episodes or run.eval_episodes_per_env * run.num_envs
         eval_engine(str(engine_dir), list(cfg.tasks), episodes, run.num_envs,
-                    ppo.num_executed, run.max_episode_steps, str(ckpt), str(result_path))
+                    run.algo.num_executed, run.max_episode_steps, str(ckpt), str(result_path))
         timings["engine eval"] = time.time() - t
     result = json.loads(result_path.read_text())
     parity = json.loads((engine_dir / "engine.json").read_text())["parity"]["onnxruntime_max_abs_diff"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,42 +18,8 @@ from training.policy.action_space import ActionSpace
 from training.policy.checkpoint import save_checkpoint
 from training.policy.policy import Policy
 from training.policy.presets import get_preset
-from training.sft import DemoTensors, SFTConfig, prepare_demos, train_sft
-
-
-@dataclass(frozen=True)
-class SFTRunConfig:
-    data: str = "data/demos"
-    """Demo dataset directory(ies), comma-separated (`pirl-train demos` writes them)."""
-    out: str = "runs/sft"
-    preset: str = "tiny"
-    max_episodes: int = 0
-    """Use at most this many successful episodes per dataset (0: all): the few-shot size."""
-    steps: int = 1000
-    batch_size: int = 32
-    val_episodes: int = 1
-    """Episodes per dataset held out for the validation loss (0: none)."""
-    val_every: int = 100
-    lr: float = 1e-3
-    eval_every: int = 0
-    """Evaluate the ODE policy in simulation every N steps and at the end (0: never; the pipeline evaluates
-    the final checkpoint itself)."""
-    eval_episodes_per_env: int = 5
-    eval_envs: int = 2
-    eval_max_episode_steps: int = 0
-    """0: the simulator's default."""
-    eval_num_executed: int = 5
-    """Actions executed per chunk in the evaluation (PPO's default)."""
-    use_state: bool = True
-    """Feed the robot state (joint positions) to the policy; False: images and instruction only (see
-    PolicyConfig.use_state)."""
-    random_shift: int = 0
-    """Image augmentation: shift training images by up to this many pixels (0: off)."""
-    value_source: str = ""
-    """Override the preset's critic input: "expert" (pi0 style) or "prefix" (pi0.5 style); "" keeps it."""
-    device: str = "auto"
-    """"auto" (a GPU when CUDA is available, else the CPU), "cpu" or "cuda"."""
-    seed: int = 0
+from training.sft.config import SFTConfig
+from training.sft.train import DemoTensors, prepare_demos, train_sft
 
 
 def load_demos(paths: list[str], max_episodes: int) -> tuple[list[DemoDataset], ActionSpace]:
@@ -103,7 +69,7 @@ class SimEval:
     """The periodic in-sim evaluation of an SFT run: success of the ODE policy on the held-out seeds every
     `eval_every` steps and at the last step, appended to `sft_evals.jsonl`."""
 
-    def __init__(self, policy: Policy, tasks: list[str], cfg: SFTRunConfig, out: Path, camera: dict | None):
+    def __init__(self, policy: Policy, tasks: list[str], cfg: SFTConfig, out: Path, camera: dict | None):
         self.policy, self.tasks, self.cfg, self.out, self.camera = policy, tasks, cfg, out, camera
         self.env = None
         self.history: list[dict] = []
@@ -130,13 +96,13 @@ class SimEval:
             self.env.close()
 
 
-def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
+def run_sft(cfg: SFTConfig, progress: bool = True) -> Path:
     t0 = time.time()
     out = Path(cfg.out)
     if (out / "checkpoint").exists():
         raise FileExistsError(f"{out} already holds a run (checkpoint/); choose another --out")
     preset = get_preset(cfg.preset)
-    paths = [p for p in cfg.data.split(",") if p]
+    paths = list(cfg.data)
     datasets, space = load_demos(paths, cfg.max_episodes)
     tasks = [d.meta["task"] for d in datasets]
     camera = datasets[0].meta.get("camera")  # the same for all (load_demos checks)
@@ -166,10 +132,7 @@ def run_sft(cfg: SFTRunConfig, progress: bool = True) -> Path:
     val_log: list[tuple[int, float]] = []
     sim_eval = SimEval(policy, tasks, cfg, out, camera) if cfg.eval_every else None
     try:
-        sft = SFTConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, random_shift=cfg.random_shift,
-                        seed=cfg.seed)
-        losses = train_sft(policy, demos, sft, progress=progress, val=val, val_every=cfg.val_every,
-                           val_log=val_log, on_step=sim_eval)
+        losses = train_sft(policy, demos, cfg, progress=progress, val=val, val_log=val_log, on_step=sim_eval)
     finally:
         if sim_eval is not None:
             sim_eval.close()

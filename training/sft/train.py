@@ -1,7 +1,6 @@
-"""Flow-matching behaviour cloning (SFT) on an in-memory demonstration set.
+"""Flow-matching behaviour cloning (SFT) on an in-memory demonstration set: the optimisation loop.
 
-A minimal loop for now (tests and the smoke demo); the full `pirl-train sft` with validation, periodic
-evaluation in simulation and checkpoints grows from it.
+`training.sft.run` wraps it into `pirl-train sft` (datasets, validation, evaluation in simulation, checkpoint).
 """
 
 from __future__ import annotations
@@ -16,24 +15,7 @@ from tqdm.auto import tqdm
 
 from training.policy.model import Observation
 from training.policy.policy import Policy
-
-
-@dataclass(frozen=True)
-class SFTConfig:
-    steps: int = 300
-    """Optimizer steps."""
-    batch_size: int = 32
-    lr: float = 3e-4
-    """Peak AdamW learning rate (tiny models from scratch like it high; pi0 fine-tuning uses ~2.5e-5)."""
-    warmup_steps: int = 20
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    train_prefix: bool = True
-    """SFT trains the whole VLA (a from-scratch tiny model must learn to see); PPO freezes the prefix."""
-    random_shift: int = 0
-    """Shift every training image by up to this many pixels (edge-padded random crop, as DrQ and Diffusion
-    Policy do): few demos then teach positions rather than memorized frames. 0: off."""
-    seed: int = 0
+from training.sft.config import SFTConfig
 
 
 @dataclass
@@ -69,16 +51,6 @@ def prepare_demos(policy: Policy, obs: dict[str, Any], actions: np.ndarray,
     return DemoTensors(inputs, acts, mask)
 
 
-def random_shift(images: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
-    """uint8 (B, S, S, 3) -> the same images, each shifted by its own integer offset in [-pad, pad] per axis
-    (edge padding, so no black borders appear)."""
-    b, s = images.shape[0], images.shape[1]
-    padded = torch.nn.functional.pad(images.permute(0, 3, 1, 2).float(), (pad,) * 4, mode="replicate")
-    dy, dx = (torch.randint(0, 2 * pad + 1, (2, b), generator=gen)).tolist()
-    out = torch.stack([padded[i, :, dy[i]: dy[i] + s, dx[i]: dx[i] + s] for i in range(b)])
-    return out.permute(0, 2, 3, 1).to(images.dtype)
-
-
 def beta_flow_time(n: int, gen: torch.Generator) -> torch.Tensor:
     """pi0's flow times t ~ Beta(1.5, 1) * 0.999 + 0.001, from `gen` (Beta(a, 1) = U^(1/a))."""
     return torch.rand(n, generator=gen) ** (1 / 1.5) * 0.999 + 0.001
@@ -104,11 +76,11 @@ def validation_loss(policy: Policy, demos: DemoTensors, seed: int = 0, batch: in
 
 
 def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool = True,
-              val: DemoTensors | None = None, val_every: int = 100,
+              val: DemoTensors | None = None,
               val_log: list[tuple[int, float]] | None = None,
               on_step: Callable[[int], dict[str, str] | None] | None = None) -> list[float]:
     """Run `cfg.steps` flow-matching steps; returns the loss per step. With `val`, the held-out loss is
-    computed every `val_every` steps and appended to `val_log` as (step, loss). `on_step(step)` runs after
+    computed every `cfg.val_every` steps and appended to `val_log` as (step, loss). `on_step(step)` runs after
     every step (e.g. a periodic evaluation in sim) and may return fields for the progress bar."""
     model = policy.model
     model.set_prefix_trainable(cfg.train_prefix)
@@ -124,9 +96,6 @@ def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool
     for _ in bar:
         idx = torch.randint(0, len(demos), (min(cfg.batch_size, len(demos)),), generator=gen)
         obs, actions, mask = demos.batch(idx)
-        if cfg.random_shift:
-            obs = Observation({c: random_shift(im, cfg.random_shift, gen) for c, im in obs.images.items()},
-                              obs.state, obs.tokens, obs.token_mask)
         # Noise and flow times from the run's own generator: the run is reproducible whatever else used torch.
         noise = torch.randn(actions.shape, generator=gen).to(actions)
         time = beta_flow_time(len(idx), gen).to(actions)
@@ -138,7 +107,7 @@ def train_sft(policy: Policy, demos: DemoTensors, cfg: SFTConfig, progress: bool
         sched.step()
         losses.append(loss.item())
         step = len(losses)
-        if val is not None and val_log is not None and (step % val_every == 0 or step == cfg.steps):
+        if val is not None and val_log is not None and (step % cfg.val_every == 0 or step == cfg.steps):
             val_log.append((step, validation_loss(policy, val)))
         postfix = {"loss": f"{np.mean(losses[-20:]):.4f}", "lr": f"{sched.get_last_lr()[0]:.1e}"}
         if val_log:

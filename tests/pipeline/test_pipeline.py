@@ -7,19 +7,31 @@ import pytest
 
 pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test` (extra: sim)")
 
-from training.cli import main  # noqa: E402
+from pipeline.cli import main  # noqa: E402
 
 
 def test_pipeline_end_to_end_on_a_tiny_budget(tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text("""
-pipeline: {tasks: [PushCube-v1], demo_episodes: 2, workers: 1, image_size: 32, methods: [flow_noise, flow_sde],
-           seed: 2, engine_eval_episodes: 2}
+tasks: [PushCube-v1]
+demo_episodes: 2
+workers: 1
+image_size: 32
+methods: [flow_noise, flow_sde]
+seed: 2
 sft: {preset: tiny, steps: 3, batch_size: 4, val_episodes: 0, seed: 1}
-ppo_run: {num_envs: 2, max_episode_steps: 10, eval_episodes_per_env: 2, save_every: 1, wandb: false,
-          eval_every: 1, val_episodes_per_env: 1, select: best_val}
-ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_updates: 0, num_executed: 5,
-      bc_coef: 1.0, bc_batch_size: 2}
+ppo:
+  num_envs: 2
+  max_episode_steps: 10
+  eval_episodes_per_env: 2
+  save_every: 1
+  wandb: false
+  eval_every: 1
+  val_episodes_per_env: 1
+  select: best_val
+  algo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_updates: 0, num_executed: 5,
+         bc_coef: 1.0, bc_batch_size: 2}
+engine_eval: {episodes: 2}
 """)
     out = tmp_path / "run"
     assert main(["pipeline", "--config", str(cfg), "--out", str(out)]) == 0
@@ -35,7 +47,13 @@ ppo: {updates: 1, rollout_steps: 2, minibatch_size: 4, epochs: 1, critic_warmup_
     demos = [json.loads(line) for line in (out / "demos" / "PushCube-v1" / "index.jsonl").read_text().splitlines()]
     assert [d["seed"] for d in demos] == [2000, 2001]
     assert json.loads((out / "sft" / "checkpoint" / "config.json").read_text())["metadata"]["sft"]["seed"] == 3
-    assert json.loads((out / "ppo_flow_sde" / "config.json").read_text())["ppo"]["seed"] == 2
+    ppo_saved = json.loads((out / "ppo_flow_sde" / "config.json").read_text())["run"]
+    assert ppo_saved["algo"]["seed"] == 2 and ppo_saved["algo"]["sampler"]["method"] == "flow_sde"
+    # the resolved tree, defaults included, not the raw file
+    import yaml
+
+    resolved = yaml.safe_load((out / "pipeline_config.yaml").read_text())
+    assert resolved["ppo"]["algo"]["bc_coef"] == 1.0 and resolved["ppo"]["algo"]["gamma"] == 0.99
     # PPO's behaviour-cloning term trained on the pipeline's own demos
     metrics = json.loads((out / "ppo_flow_noise" / "metrics.jsonl").read_text().splitlines()[-1])
     assert metrics["bc_loss"] > 0

@@ -2,7 +2,7 @@
 
 import json
 
-from training.cli import main
+from pipeline.cli import main
 from training.policy.checkpoint import load_checkpoint
 
 
