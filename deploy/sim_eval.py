@@ -12,19 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from deploy.executor import ChunkExecutor
 from deploy.runtime import Engine, engine_hash, load_engine
 from deploy.safety import SafetyFilter, SafetyLimits
-from training.envs.base import EVAL_SEED_BASE, EpisodeStats, VecEnv
+from training.envs.base import EVAL_SEED_BASE, VecEnv
 from training.envs.factory import EnvSpec, make_vec_env
-from training.eval import evaluate, summarize
+from training.eval import evaluate, run_episodes
 
 
 def default_limits(engine: Engine) -> SafetyLimits:
@@ -34,43 +32,32 @@ def default_limits(engine: Engine) -> SafetyLimits:
     return SafetyLimits(space["kind"], lower=(-1.0,) * n, upper=(1.0,) * n)
 
 
+class SimClockExecutor:
+    """deploy's ChunkExecutor and safety filter for one env, on a virtual clock at `control_hz`: each chunk is
+    stamped at the decision's time and the env executes what the executor emits tick by tick."""
+
+    def __init__(self, limits: SafetyLimits, control_hz: float, num_executed: int):
+        self.executor = ChunkExecutor(SafetyFilter(limits, control_hz), control_hz, num_executed=num_executed)
+        self.control_hz, self.clock = control_hz, 0.0
+
+    def execute(self, chunk: np.ndarray, num_executed: int) -> np.ndarray:
+        self.executor.submit(chunk, stamp=self.clock)
+        commands = np.stack([self.executor.tick(self.clock + k / self.control_hz) for k in range(num_executed)])
+        self.clock += num_executed / self.control_hz
+        return commands.astype(np.float32)
+
+    def reset(self) -> None:
+        self.executor.clear()
+        self.executor.safety.reset()
+
+
 def evaluate_engine(engine: Engine, env: VecEnv, episodes_per_env: int, num_executed: int,
                     limits: SafetyLimits, control_hz: float = 20.0, seed: int = EVAL_SEED_BASE) -> dict:
-    """Play episodes with the engine; every action passes one ChunkExecutor per env (virtual clock)."""
-    executors = [ChunkExecutor(SafetyFilter(limits, control_hz), control_hz, num_executed=num_executed)
-                 for _ in range(env.num_envs)]
-    gen = torch.Generator().manual_seed(seed)
-    h, a_pad = engine.chunk_shape
-    obs = env.reset(seed=seed)
-    clock = 0.0
-    done = np.zeros(env.num_envs, int)
-    episodes: list[EpisodeStats] = []
-    latencies = []
-    while (done < episodes_per_env).any():
-        noise = torch.randn(env.num_envs, h, a_pad, generator=gen).numpy()
-        t0 = time.perf_counter()
-        chunk = engine.infer(obs, noise=noise)  # (N, H, A)
-        latencies.append(time.perf_counter() - t0)
-        commands = np.zeros((env.num_envs, num_executed, engine.action_dim), np.float32)
-        for i, ex in enumerate(executors):
-            ex.submit(chunk[i], stamp=clock)
-            for k in range(num_executed):
-                commands[i, k] = ex.tick(clock + k / control_hz)
-        clock += num_executed / control_hz
-        out = env.step(commands)
-        for i, ep in enumerate(out.episodes):
-            if ep is not None:
-                executors[i].clear()
-                executors[i].safety.reset()
-                if done[i] < episodes_per_env:
-                    episodes.append(ep)
-                    done[i] += 1
-        obs = out.obs
-    summary = summarize(episodes)
-    summary["episodes"] = [vars(e) for e in episodes]
-    summary["latency_ms"] = {"p50": 1000 * float(np.percentile(latencies, 50)),
-                             "p90": 1000 * float(np.percentile(latencies, 90))}
-    summary["safety"] = dict(sum((ex.safety.counts for ex in executors), start=Counter()))
+    """The engine on `run_episodes`; every action passes one ChunkExecutor per env (virtual clock)."""
+    executors = [SimClockExecutor(limits, control_hz, num_executed) for _ in range(env.num_envs)]
+    summary = run_episodes(lambda obs, noise: engine.infer(obs, noise=noise.numpy()), env, episodes_per_env,
+                           num_executed, engine.chunk_shape, executors=executors, seed=seed)
+    summary["safety"] = dict(sum((ex.executor.safety.counts for ex in executors), start=Counter()))
     return summary
 
 
