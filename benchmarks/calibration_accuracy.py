@@ -88,7 +88,7 @@ def main() -> None:
     realistic_rows(a.seeds)
     if not a.no_sim:
         from calibration.check import SimCameraView, check_alignment, perturb
-        from training.envs.camera import CameraSpec, look_at
+        from core.camera import CameraSpec, look_at
 
         g = np.stack(np.meshgrid(np.linspace(0.3, 0.8, 6), np.linspace(-0.25, 0.25, 6), [0.0, 0.15]),
                      -1).reshape(-1, 3)

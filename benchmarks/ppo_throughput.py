@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
+from core.camera import CameraSpec
 from pipeline.cli import parse
-from training.envs.camera import CameraSpec
 from training.envs.factory import EnvSpec, make_vec_env
 from training.envs.maniskill_tasks import INSTRUCTIONS
 from training.policy.checkpoint import load_checkpoint

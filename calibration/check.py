@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
-from training.envs.camera import CameraSpec
+from core.camera import CameraSpec
 
 
 def edges(rgb: np.ndarray) -> np.ndarray:

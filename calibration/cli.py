@@ -120,7 +120,7 @@ def _handeye(a: argparse.Namespace) -> dict:
 
 
 def _write(a: argparse.Namespace) -> None:
-    from training.envs.camera import CameraSpec
+    from core.camera import CameraSpec
 
     he = json.loads(Path(a.handeye).read_text())
     if "K" in he:  # the hand-eye step used (and, jointly, refined) these intrinsics
@@ -166,7 +166,7 @@ def _write(a: argparse.Namespace) -> None:
 
 def _check(a: argparse.Namespace) -> None:
     from calibration.check import SimCameraView, check_alignment
-    from training.envs.camera import CameraSpec
+    from core.camera import CameraSpec
 
     spec = CameraSpec.load(a.camera)
     real = _read_rgb(a.real)

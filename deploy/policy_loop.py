@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.observation import ObservationError
+from core.tokenizer import state_prompts
 from deploy.runtime import Engine, EngineError
-from training.policy.observation import ObservationError
-from training.policy.tokenizer import state_prompts
 
 
 class NoChunk(RuntimeError):

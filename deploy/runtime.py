@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from training.hashing import sha256_file
-from training.policy.normalize import NormStats, normalize, unnormalize
-from training.policy.observation import ObservationError, pad_last, validate_observation
-from training.policy.tokenizer import load_tokenizer, tokenize
+from core.hashing import sha256_file
+from core.normalize import NormStats, normalize, unnormalize
+from core.observation import ObservationError, pad_last, validate_observation
+from core.tokenizer import load_tokenizer, tokenize
 
 ENGINE_FORMAT = "pirl-engine/1"
 ORT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")

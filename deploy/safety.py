@@ -26,7 +26,7 @@ DELTA_KINDS = ("joint_delta", "ee_delta_pose")
 @dataclass(frozen=True)
 class SafetyLimits:
     kind: str
-    """The action space kind (training/policy/action_space.py): absolute positions or deltas."""
+    """The action space kind (core/action_space.py): absolute positions or deltas."""
     lower: tuple[float, ...]
     upper: tuple[float, ...]
     """Per action dim: the position box (absolute) or the delta box (delta kinds)."""

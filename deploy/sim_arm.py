@@ -35,7 +35,7 @@ class SimArmConfig:
 
 class SimArm:
     def __init__(self, cfg: SimArmConfig):
-        from training.envs.camera import CameraSpec
+        from core.camera import CameraSpec
         from training.envs.maniskill import ManiSkillChunkEnv, ManiSkillConfig
 
         size = cfg.image_size

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.stats import fisher_exact_p, wilson_interval
 from deploy.trials import TrialError, TrialRecord, read_trials
-from training.stats import fisher_exact_p, wilson_interval
 
 
 def _rate(k: int, n: int) -> dict:

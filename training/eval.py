@@ -18,10 +18,10 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from core.stats import wilson_interval  # noqa: F401 - re-exported: training.eval.wilson_interval
 from training.envs.base import EVAL_SEED_BASE, EpisodeStats, VecEnv
 from training.policy.policy import Policy
 from training.policy.sampling import sample_ode
-from training.stats import wilson_interval  # noqa: F401 - re-exported: training.eval.wilson_interval
 
 
 def summarize(episodes: list[EpisodeStats]) -> dict:

@@ -9,7 +9,7 @@ pytest.importorskip("mani_skill")
 
 from calibration.check import alignment_score, perturb  # noqa: E402
 from calibration.cli import main  # noqa: E402
-from training.envs.camera import CameraSpec, look_at  # noqa: E402
+from core.camera import CameraSpec, look_at  # noqa: E402
 
 
 def _pixel_error(spec_a: CameraSpec, T_b: np.ndarray) -> float:

@@ -48,7 +48,7 @@ def test_pipeline_files_hold_the_truth(calibrated):
     he = json.loads((calibrated / "handeye.json").read_text())
     d_m, d_deg = pose_difference(np.asarray(he["T_base_camera"]), T_BASE_CAMERA)
     assert d_m < 0.002 and d_deg < 0.5
-    from training.envs.camera import CameraSpec
+    from core.camera import CameraSpec
 
     spec = CameraSpec.load(calibrated / "camera.yaml")
     assert (spec.width, spec.height) == SIZE and spec.quality["handeye_samples"] == 17
@@ -73,7 +73,7 @@ def test_capture_warns_about_repeated_poses_and_missing_boards(tmp_path):
 def test_camera_yaml_round_trip_through_maniskill_within_a_pixel(calibrated):
     """camera.yaml -> ManiSkill sensor -> the rendered surface at a known point's K-projection is that point."""
     pytest.importorskip("mani_skill")
-    from training.envs.camera import CameraSpec
+    from core.camera import CameraSpec
     from training.envs.maniskill import ManiSkillChunkEnv, ManiSkillConfig
 
     # Rendered at half the calibrated resolution (K scaled as training does): ManiSkill's minimal shader

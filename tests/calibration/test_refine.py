@@ -23,7 +23,7 @@ from calibration.synthetic import (
     sensor,
     transform,
 )
-from training.envs.camera import CameraSpec
+from core.camera import CameraSpec
 
 # The bounds the joint refinement must hold on such a set (issue 20).
 PRINCIPAL_POINT_PX, FOCAL_PCT, POSITION_MM, ROTATION_DEG = 2.0, 0.5, 2.0, 0.5

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from core.action_space import ActionSpace
 from tests.conftest import micro_config
-from training.policy.action_space import ActionSpace
 from training.policy.checkpoint import save_checkpoint
 from training.policy.policy import Policy
 

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from core.observation import ObservationError
 from deploy.runtime import EngineError, NonFiniteActions, engine_hash, load_engine, read_spec
-from training.policy.observation import ObservationError
 
 
 def _obs(batch=2, state_dim=5, size=32, cams=("base", "wrist")):

@@ -10,8 +10,8 @@ import subprocess
 import numpy as np
 import pytest
 
+from core.stats import fisher_exact_p, wilson_interval
 from deploy.trials import TrialError, TrialLog, TrialRecord, read_trials
-from training.stats import fisher_exact_p, wilson_interval
 
 
 def test_wilson_and_fisher_match_hand_computation():

@@ -29,8 +29,8 @@ def _missing_ros() -> str | None:
 @pytest.mark.skipif(_missing_ros() is not None, reason=str(_missing_ros()))
 def test_sim_graph_moves_the_sim_arm(tmp_path):
     pytest.importorskip("onnxscript", reason="exporting the test engine needs pirl[export]")
+    from core.action_space import ActionSpace
     from deploy.export import export
-    from training.policy.action_space import ActionSpace
     from training.policy.checkpoint import save_checkpoint
     from training.policy.policy import Policy
 

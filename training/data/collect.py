@@ -129,14 +129,14 @@ def _camera(cfg: CollectConfig) -> dict | None:
     """The camera.yaml's contents at the dataset's image size (None: the task's default camera)."""
     if not cfg.camera_file:
         return None
-    from training.envs.camera import CameraSpec
+    from core.camera import CameraSpec
 
     return CameraSpec.load(cfg.camera_file).scaled(cfg.image_size, cfg.image_size).to_dict()
 
 
 def _dataset_meta(cfg: CollectConfig) -> dict:
     """What the dataset holds, known before any episode is played (so resume can check it)."""
-    from training.policy.action_space import ActionSpace
+    from core.action_space import ActionSpace
 
     if is_libero(cfg.task):
         space = ActionSpace("ee_delta_pose", ("dx", "dy", "dz", "dax", "day", "daz", "gripper"),

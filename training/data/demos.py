@@ -119,7 +119,7 @@ class DemoWriter:
 
     def finalize(self) -> None:
         """Write norm_stats.json over every episode's state and actions (small arrays; images untouched)."""
-        from training.policy.normalize import NormStats, Stats
+        from core.normalize import NormStats, Stats
 
         data = DemoDataset(self.root)
         if not len(data):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.policy.action_space import ActionSpace
+from core.action_space import ActionSpace
 
 ACTION_SPACE = ActionSpace(kind="ee_position", names=("x", "y", "gripper"), units="table units in [-1, 1]",
                            gripper="last dim, 0 = open, 1 = closed", control_hz=10.0)

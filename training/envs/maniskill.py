@@ -20,8 +20,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from core.camera import CameraSpec
 from training.envs.base import EnvError
-from training.envs.camera import CameraSpec
 from training.envs.maniskill_tasks import INSTRUCTIONS, check_task
 from training.envs.pool import ChunkEnv, WorkerPool, limit_threads
 

@@ -19,13 +19,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from training.hashing import sha256_file  # noqa: F401 (re-exported)
-from training.policy.action_space import ActionSpace
+from core.action_space import ActionSpace
+from core.hashing import sha256_file  # noqa: F401 (re-exported)
+from core.normalize import NormStats
+from core.tokenizer import load_tokenizer
 from training.policy.config import PolicyConfig, SamplerConfig
 from training.policy.model import FlowVLA
-from training.policy.normalize import NormStats
 from training.policy.policy import Policy
-from training.policy.tokenizer import load_tokenizer
 
 FORMAT = "pirl-checkpoint"
 VERSION = 1

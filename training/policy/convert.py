@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.normalize import NormStats, Stats
 from training.policy.config import PolicyConfig, SamplerConfig
-from training.policy.normalize import NormStats, Stats
 
 WEIGHTS = "model.safetensors"
 INDEX = "model.safetensors.index.json"
@@ -306,9 +306,9 @@ def convert(src: str | Path, out: str | Path, preset: str = "pi0", dtype: str = 
             tokenizer: str | Path | None = None, norm_stats: str | Path | None = None, seed: int = 0,
             config_overrides: dict | None = None) -> dict:
     """SRC -> pirl checkpoint directory OUT (written to a temporary sibling, then renamed). Returns a summary."""
+    from core.tokenizer import SentencePieceTokenizer, WordTokenizer
     from training.policy.checkpoint import CONFIG_FILE, FORMAT, VERSION, WEIGHTS_FILE, sha256_file
     from training.policy.presets import get_preset
-    from training.policy.tokenizer import SentencePieceTokenizer, WordTokenizer
 
     t0 = time.time()
     src, out = Path(src), Path(out)

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.policy.action_space import ActionSpace
+from core.action_space import ActionSpace
+from core.normalize import NormMode, NormStats, Stats, normalize, unnormalize
+from core.observation import ObservationError, pad_last, validate_observation  # noqa: F401 (re-export)
+from core.tokenizer import Tokenizer, WordTokenizer, tokenize
 from training.policy.config import PolicyConfig, SamplerConfig
 from training.policy.model import FlowVLA, Observation
-from training.policy.normalize import NormMode, NormStats, Stats, normalize, unnormalize
-from training.policy.observation import ObservationError, pad_last, validate_observation  # noqa: F401 (re-export)
 from training.policy.sampling import sample_ode
-from training.policy.tokenizer import Tokenizer, WordTokenizer, tokenize
 
 
 def fake_obs(cfg: PolicyConfig, batch: int = 2, state_dim: int | None = None, instruction: str = "pick up the cube",

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.action_space import ActionSpace
 from training.data.demos import DemoDataset
 from training.device import resolve_device
 from training.envs.factory import EnvSpec, make_vec_env
 from training.eval import evaluate
-from training.policy.action_space import ActionSpace
 from training.policy.checkpoint import save_checkpoint
 from training.policy.policy import Policy
 from training.policy.presets import get_preset

@@ -7,9 +7,9 @@ import h5py
 import numpy as np
 import pytest
 
+from core.normalize import NormStats
 from training.data.demos import DemoDataset, DemoWriter, Episode
 from training.data.readers import import_demos, read_libero_hdf5, read_maniskill_trajectories
-from training.policy.normalize import NormStats
 
 
 def _episode(seed: int, length: int = 6, success: bool = True) -> Episode:

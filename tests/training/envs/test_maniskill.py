@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test` (extra: sim)")
 
+from core.camera import look_at  # noqa: E402
 from training.envs.base import EnvError, episode_seed  # noqa: E402
-from training.envs.camera import look_at  # noqa: E402
 from training.envs.maniskill import ManiSkillChunkEnv, ManiSkillConfig, ManiSkillVecEnv  # noqa: E402
 from training.envs.maniskill_tasks import INSTRUCTIONS, TaskUnavailableError, available_tasks, check_task  # noqa: E402
 

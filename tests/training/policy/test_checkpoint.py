@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import training.policy.checkpoint as ckpt_mod
+from core.action_space import ActionSpace
 from tests.conftest import micro_config
-from training.policy.action_space import ActionSpace
 from training.policy.checkpoint import CheckpointError, checkpoint_hash, load_checkpoint, save_checkpoint
 from training.policy.policy import Policy, fake_obs
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from core.normalize import Stats, normalize, unnormalize
+from core.tokenizer import InstructionTooLongError
 from tests.conftest import micro_config
-from training.policy.normalize import Stats, normalize, unnormalize
 from training.policy.policy import ObservationError, Policy, fake_obs
-from training.policy.tokenizer import InstructionTooLongError
 
 REAL_STATE, REAL_ACTION = 4, 3
 
@@ -80,9 +80,9 @@ def test_policy_refuses_a_tokenizer_larger_than_the_vocabulary():
     cfg = micro_config(vocab_size=8)
     words = [" ".join(f"w{i}" for i in range(20))]
     with pytest.raises(ValueError, match="tokenizer has .* tokens but the model's vocab_size is 8"):
+        from core.normalize import NormStats
+        from core.tokenizer import WordTokenizer
         from training.policy.model import FlowVLA
-        from training.policy.normalize import NormStats
-        from training.policy.tokenizer import WordTokenizer
 
         stats = Stats.from_data(np.zeros((2, 2)))
         Policy(FlowVLA(cfg), WordTokenizer.build(words, 100), NormStats(stats, stats))

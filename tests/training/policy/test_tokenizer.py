@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import sentencepiece
 
-from training.policy.tokenizer import (
+from core.tokenizer import (
     InstructionTooLongError,
     SentencePieceTokenizer,
     WordTokenizer,
@@ -59,7 +59,7 @@ def test_missing_tokenizer_is_named(tmp_path):
 
 
 def test_pi05_state_prompts_discretise_like_openpi():
-    from training.policy.tokenizer import state_prompts
+    from core.tokenizer import state_prompts
 
     state = np.array([[-1.0, 0.0, 0.999, 1.0, -1.5, -0.9921875]])
     # np.digitize over 256 bins of [-1, 1) minus 1 (openpi / LeRobot): -1 -> 0, 0 -> 128, >= 1 - 2/256 -> 255,

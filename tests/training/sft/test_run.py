@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from core.action_space import ActionSpace
 from training.data.demos import DemoWriter, Episode
-from training.policy.action_space import ActionSpace
 from training.sft.config import SFTConfig
 from training.sft.run import run_sft
 
@@ -41,9 +41,9 @@ def test_the_demo_camera_travels_with_the_dataset_and_checkpoint(tmp_path):
     """Demos recorded through a camera file: the dataset and the SFT checkpoint record the camera, and PPO's env
     (built from the checkpoint alone) renders the very frames the demos saw."""
     pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test` (extra: sim)")
+    from core.camera import CameraSpec, look_at
     from training.data.collect import CollectConfig, collect
     from training.data.demos import DemoDataset
-    from training.envs.camera import CameraSpec, look_at
     from training.policy.checkpoint import load_checkpoint
     from training.ppo.config import PPORunConfig
     from training.ppo.run import _tasks_and_env
