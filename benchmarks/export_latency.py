@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deploy.export import export
-from deploy.runtime import load_engine
+from deploy.export.onnx import export
+from deploy.robot.runtime import load_engine
 from training.policy.checkpoint import load_checkpoint, save_checkpoint
 from training.policy.config import SamplerConfig
 from training.policy.policy import Policy, fake_obs

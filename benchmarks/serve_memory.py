@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.export import export
-from deploy.server import DEFAULT_MAX_BATCH, RemoteEngine, RemoteError, pack
+from deploy.export.onnx import export
+from deploy.robot.server import DEFAULT_MAX_BATCH, RemoteEngine, RemoteError, pack
 from training.policy.checkpoint import save_checkpoint
 from training.policy.policy import Policy
 from training.policy.presets import get_preset
@@ -36,7 +36,7 @@ def main() -> None:
                            rng.uniform(-1, 1, (64, cfg.action_horizon, action_dim)), seed=0)
     d = Path(tempfile.mkdtemp())
     export(save_checkpoint(d / "checkpoint", policy), d / "engine")
-    server = subprocess.Popen([sys.executable, "-m", "deploy.server", str(d / "engine"), "--port", str(a.port)])
+    server = subprocess.Popen([sys.executable, "-m", "deploy.robot.server", str(d / "engine"), "--port", str(a.port)])
 
     def rss_mib() -> int:
         return int(Path(f"/proc/{server.pid}/status").read_text().split("VmRSS:")[1].split()[0]) // 1024

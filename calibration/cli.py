@@ -188,7 +188,7 @@ def _check(a: argparse.Namespace) -> None:
 
 def _capture(a: argparse.Namespace) -> None:
     from calibration.capture import CaptureSession, RosTfPose, poses_from_file
-    from deploy.camera_io import OpenCVReader, RealSenseReader
+    from deploy.robot.camera_io import OpenCVReader, RealSenseReader
 
     kind, _, arg = a.camera.partition(":")
     if kind == "realsense":

@@ -103,7 +103,7 @@ def calibrate_intrinsics(images: Sequence[np.ndarray], board: Board, names: Sequ
 def realsense_intrinsics(serial: str | None = None, width: int = 640, height: int = 480, fps: int = 30,
                          playback: str | None = None) -> IntrinsicsResult:
     """The factory intrinsics of a RealSense's colour stream (no views needed)."""
-    from deploy.camera_io import RealSenseReader
+    from deploy.robot.camera_io import RealSenseReader
 
     cam = RealSenseReader(serial=serial, width=width, height=height, fps=fps, playback=playback)
     try:

@@ -36,7 +36,9 @@ RUN pip install --upgrade pip && pip install "${TORCH_SPEC}" --index-url "${TORC
 
 WORKDIR /work
 COPY pyproject.toml README.md ./
+COPY core ./core
 COPY training ./training
+COPY pipeline ./pipeline
 COPY deploy ./deploy
 COPY calibration ./calibration
 COPY configs ./configs

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deploy.export_config import ExportConfig
+from deploy.export.config import ExportConfig
 from training.envs.base import EVAL_SEED_BASE
 from training.ppo.config import PPORunConfig
 from training.sft.config import SFTConfig

@@ -92,8 +92,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
 
 def export_and_evaluate(out: Path, cfg: PipelineConfig, timings: dict) -> dict | None:
     try:
-        from deploy.export import export_engine
-        from deploy.sim_eval import run as eval_engine
+        from deploy.export.onnx import export_engine
+        from deploy.sim.eval import run as eval_engine
     except ImportError as e:
         print(f"pipeline: skipping the engine export ({e}); install the export extra: pip install 'pirl[export]'")
         return None

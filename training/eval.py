@@ -1,6 +1,6 @@
 """The closed-loop evaluator (`run_episodes`) and its summaries: success rate with a Wilson 95% interval,
 per task and per instruction, on fixed held-out seeds. The PyTorch policy (`evaluate`, in SFT and PPO runs) and
-the exported engine (deploy/sim_eval.py) are both played by `run_episodes`.
+the exported engine (deploy/sim/eval.py) are both played by `run_episodes`.
 
 Env i of the eval env plays `episodes_per_env` consecutive episodes from seed EVAL_SEED_BASE + i (and the
 seeds derived from it), so two policies evaluated with the same env config face exactly the same episodes.
@@ -53,7 +53,7 @@ def write_video(frames: list[np.ndarray], path: Path, fps: int = 4) -> Path:
 
 class Executor(Protocol):
     """Turns one env's chunk into the commands it executes (deploy's ChunkExecutor + safety filter on a
-    virtual clock: deploy/sim_eval.py). Without one, the first `num_executed` actions run as they are."""
+    virtual clock: deploy/sim/eval.py). Without one, the first `num_executed` actions run as they are."""
 
     def execute(self, chunk: np.ndarray, num_executed: int) -> np.ndarray:
         """chunk (H, A) -> commands (num_executed, A)."""

@@ -120,7 +120,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
 
 def test_realsense_factory_intrinsics_from_a_playback(tmp_path):
     pytest.importorskip("pyrealsense2")
-    from deploy.camera_io import write_realsense_recording
+    from deploy.robot.camera_io import write_realsense_recording
 
     K = np.array([[615.5, 0.0, 318.25], [0.0, 614.75, 241.5], [0.0, 0.0, 1.0]])
     rec = write_realsense_recording(tmp_path / "rs.db3", [np.zeros((480, 640, 3), np.uint8)] * 2, K=K)

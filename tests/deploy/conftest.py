@@ -23,7 +23,7 @@ def checkpoint(tmp_path_factory):
 def exported(checkpoint, tmp_path_factory):
     """graph ("one" | "two") -> engine directory of `checkpoint`."""
     pytest.importorskip("onnxscript", reason="ONNX export needs the export extra (`make test` installs it)")
-    from deploy.export import export
+    from deploy.export.onnx import export
 
     cache = {}
 
@@ -44,7 +44,7 @@ def panda_engine_dir(tmp_path_factory):
     """A tiny untrained engine shaped for the ManiSkill Panda (camera base_camera, 9 joint values, 4 ee deltas),
     whose actions lean "up" (dz > 0) so that even untrained it moves the arm visibly."""
     pytest.importorskip("onnxscript", reason="ONNX export needs the export extra (`make test` installs it)")
-    from deploy.export import export
+    from deploy.export.onnx import export
 
     cfg = micro_config(camera_names=("base_camera",), state_dim=12, action_dim=4, action_horizon=10,
                        max_token_len=16)  # 32 px images (PANDA_SIZE)

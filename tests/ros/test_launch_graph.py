@@ -30,7 +30,7 @@ def _missing_ros() -> str | None:
 def test_sim_graph_moves_the_sim_arm(tmp_path):
     pytest.importorskip("onnxscript", reason="exporting the test engine needs pirl[export]")
     from core.action_space import ActionSpace
-    from deploy.export import export
+    from deploy.export.onnx import export
     from training.policy.checkpoint import save_checkpoint
     from training.policy.policy import Policy
 

@@ -80,7 +80,7 @@ def test_delta_engine_is_refused_for_a_real_arm(tmp_path):
 def test_arm_configs_agree_with_their_safety_limits():
     import yaml
 
-    from deploy.safety import SafetyLimits
+    from deploy.robot.safety import SafetyLimits
 
     for name in ("franka", "hobby_arm", "sim_panda"):
         arm = yaml.safe_load((CONFIG / f"{name}.yaml").read_text())

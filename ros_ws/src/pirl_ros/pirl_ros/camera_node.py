@@ -12,7 +12,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
 from core.camera import CameraSpec
-from deploy.camera_io import CameraError, OpenCVReader, RealSenseReader, ReconnectingCamera, check_resolution
+from deploy.robot.camera_io import CameraError, OpenCVReader, RealSenseReader, ReconnectingCamera, check_resolution
 from pirl_ros.convert import fill_camera_info, fill_image
 from pirl_ros.params import declare
 from pirl_ros.spin import now_s, spin

@@ -1,7 +1,7 @@
 """Executor node: policy chunks -> safety filter and watchdog -> the arm, at the control rate.
 
 Subscribes policy/chunk (JointTrajectory) and joint_states; every 1 / control_hz it asks the arm controller
-(`deploy.arm_control`) for the command and sends it through the chosen interface:
+(`deploy.robot.arm_control`) for the command and sends it through the chosen interface:
     position_topic            std_msgs/Float64MultiArray on arm/command (ros2_control's forward position
                               controller, or the sim arm)
     follow_joint_trajectory   control_msgs/FollowJointTrajectory goals to a joint_trajectory_controller, one
@@ -21,9 +21,9 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from deploy.arm_control import ArmController, Command
-from deploy.executor import ChunkExecutor
-from deploy.safety import SafetyFilter, SafetyLimits
+from deploy.robot.arm_control import ArmController, Command
+from deploy.robot.executor import ChunkExecutor
+from deploy.robot.safety import SafetyFilter, SafetyLimits
 from pirl_ros.convert import fill_duration, joint_state_from_msg, trajectory_from_msg
 from pirl_ros.params import declare
 from pirl_ros.spin import now_s, spin

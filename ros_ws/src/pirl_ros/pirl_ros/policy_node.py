@@ -17,8 +17,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from deploy.policy_loop import InputError, NoChunk, PolicyRunner
-from deploy.runtime import EngineError, load_engine
+from deploy.robot.policy_loop import InputError, NoChunk, PolicyRunner
+from deploy.robot.runtime import EngineError, load_engine
 from pirl_ros.convert import fill_trajectory, from_stamp, image_from_msg, joint_state_from_msg
 from pirl_ros.params import declare
 from pirl_ros.spin import now_s, spin

@@ -16,7 +16,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
-from deploy.sim_arm import SimArm, SimArmConfig
+from deploy.sim.arm import SimArm, SimArmConfig
 from pirl_ros.convert import fill_camera_info, fill_image, fill_joint_state
 from pirl_ros.params import declare
 from pirl_ros.spin import now_s, spin

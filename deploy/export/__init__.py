@@ -1,0 +1,1 @@
+"""Checkpoint -> engine: `config` (ExportConfig, torch-free) and `onnx` (the export, torch + onnx)."""

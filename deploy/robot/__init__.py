@@ -1,0 +1,1 @@
+"""The robot runtime: what runs beside the arm (numpy, onnxruntime or TensorRT; no torch)."""
