@@ -30,7 +30,8 @@ $(ROS_STAMP): Makefile
 	test -x $(ROS_VENV)/bin/python || $(PYTHON) -m venv $(ROS_VENV)
 	$(ROS_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(ROS_VENV)/bin/python -m pip install --quiet "colcon-core>=0.15" "colcon-ros>=0.5" colcon-python-setup-py \
-		"rclpy-intellisense==1.2.0" "common-interfaces-intellisense==0.1.0" "basedpyright>=1.20" "numpy>=1.24" pyyaml
+		"rclpy-intellisense==1.2.0" "common-interfaces-intellisense==0.1.0" "basedpyright>=1.20" "numpy>=1.24" pyyaml \
+		"scipy>=1.10"
 	touch $(ROS_STAMP)
 
 # colcon build of the ROS 2 workspace (ament_python) and a type check of its nodes and launch files.

@@ -6,7 +6,7 @@
 
 Samples land in DIR as NNNN.png plus one line per sample in DIR/poses.jsonl (append-only, flushed per
 sample), which `pirl-calibrate handeye --samples DIR` reads. End-effector poses come from a file (one 4x4 per
-line, in capture order), a callback, or on the robot from tf (`RosTfPose`).
+line, in capture order), a callback, or on the robot from tf (`pirl_ros.tf_pose.RosTfPose`, under ros_ws).
 """
 
 from __future__ import annotations
@@ -118,32 +118,3 @@ def poses_from_file(path: str | Path) -> Callable[[], np.ndarray]:
             raise CalibrationError(f"{path}: no more poses ({len(poses)} given)") from None
 
     return next_pose
-
-
-class RosTfPose:
-    """On the robot: T_base_ee from tf2 (e.g. base 'panda_link0', ee 'panda_hand'). Needs ROS 2 (rclpy, tf2_ros)."""
-
-    def __init__(self, base_frame: str, ee_frame: str):
-        try:
-            import rclpy
-            from rclpy.node import Node
-            from tf2_ros import Buffer, TransformListener
-        except ImportError as e:
-            raise CalibrationError(f"reading poses from tf needs ROS 2 ({e}); use --poses FILE instead") from e
-        if not rclpy.ok():
-            rclpy.init()
-        self._rclpy, self.node = rclpy, Node("pirl_calibrate_capture")
-        self.buffer = Buffer()
-        self.listener = TransformListener(self.buffer, self.node)
-        self.base, self.ee = base_frame, ee_frame
-
-    def __call__(self) -> np.ndarray:
-        from rclpy.time import Time
-        from scipy.spatial.transform import Rotation
-
-        self._rclpy.spin_once(self.node, timeout_sec=0.2)
-        tf = self.buffer.lookup_transform(self.base, self.ee, Time()).transform
-        T = np.eye(4)
-        T[:3, :3] = Rotation.from_quat([tf.rotation.x, tf.rotation.y, tf.rotation.z, tf.rotation.w]).as_matrix()
-        T[:3, 3] = [tf.translation.x, tf.translation.y, tf.translation.z]
-        return T

@@ -187,7 +187,7 @@ def _check(a: argparse.Namespace) -> None:
 
 
 def _capture(a: argparse.Namespace) -> None:
-    from calibration.capture import CaptureSession, RosTfPose, poses_from_file
+    from calibration.capture import CaptureSession, poses_from_file
     from deploy.robot.camera_io import OpenCVReader, RealSenseReader
 
     kind, _, arg = a.camera.partition(":")
@@ -197,7 +197,7 @@ def _capture(a: argparse.Namespace) -> None:
         camera = OpenCVReader(arg or "0")
     else:
         raise CalibrationError(f"--camera {a.camera!r}: use realsense:[SERIAL], opencv:INDEX_OR_PATH or video:FILE")
-    pose = poses_from_file(a.poses) if a.poses else RosTfPose(*a.poses_from_tf) if a.poses_from_tf else None
+    pose = poses_from_file(a.poses) if a.poses else _tf_pose(*a.poses_from_tf) if a.poses_from_tf else None
     if pose is None:
         raise CalibrationError("give --poses FILE or --poses-from-tf BASE_FRAME EE_FRAME")
     session = CaptureSession(Board.load(a.board), a.out)
@@ -305,3 +305,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _tf_pose(base_frame: str, ee_frame: str):
+    """T_base_ee from tf2 (pirl_ros.tf_pose: rclpy code lives under ros_ws)."""
+    try:
+        from pirl_ros.tf_pose import RosTfPose
+    except ImportError as e:
+        raise CalibrationError(f"reading poses from tf needs ROS 2 and the pirl_ros package ({e}); use --poses FILE "
+                               "instead") from e
+    return RosTfPose(base_frame, ee_frame)

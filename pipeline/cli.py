@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,7 @@ def parse(command: str, args: Sequence[str]) -> Any:
                 config_path, args = a.split("=", 1)[1], args[:i] + args[i + 1:]
                 break
     cls = config_class(command)
+    section_file = None
     if config_path is not None:
         path = Path(config_path)
         if not path.is_file():
@@ -127,6 +129,15 @@ def parse(command: str, args: Sequence[str]) -> Any:
             tree = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        if command in ("sft", "ppo") and isinstance(tree, dict) and isinstance(tree.get(command), dict) \
+                and command not in {f.name for f in dataclasses.fields(cls)}:
+            # a pipeline file given to one stage: that stage's section of it (the same settings as the pipeline)
+            tree = tree[command]
+            section = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+            with section:
+                yaml.safe_dump(tree, section)
+            config_path = section_file = section.name
+            print(f"pirl-train {command}: using the `{command}:` section of {path}", file=sys.stderr)
         check_keys(cls, tree, str(path))
     try:
         return draccus.parse(config_class=cls, config_path=config_path, args=args, prog=f"pirl-train {command}",
@@ -145,6 +156,9 @@ def parse(command: str, args: Sequence[str]) -> Any:
                           f" (`pirl-train {command} --help` lists the fields)") from None
     except (TypeError, ValueError) as e:  # a config's own validation (__post_init__)
         raise ConfigError(str(e)) from None
+    finally:
+        if section_file is not None:
+            Path(section_file).unlink(missing_ok=True)
 
 
 def run(command: str, cfg: Any, progress: bool) -> None:

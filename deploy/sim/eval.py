@@ -2,9 +2,11 @@
 chunk executor (with the safety limits), closed loop in the simulator - next to the PyTorch policy it came
 from, on the same held-out seeds and the same initial noise.
 
-Both runs draw the initial noise of every decision from one torch generator seeded like training's
-evaluation, so where the engine matches the policy (parity <= 1e-4) the two runs see the same episodes and
-should agree episode for episode; the report lists the episodes where they do not.
+Both runs go through training's evaluator (`training.eval.run_episodes`) and draw the initial noise of every
+decision from one torch generator seeded like training's evaluation, so they meet the same episodes and the
+same noise. Parity (<= 1e-4 per chunk) does not make them agree episode for episode: closed loop amplifies
+float-level action differences over an episode (measured: docs/deploy.md), so the report lists the episodes
+whose outcome differs.
 """
 
 from __future__ import annotations

@@ -20,8 +20,7 @@ def _run(a: argparse.Namespace) -> None:
     if a.outcomes:
         operator = ScriptedOperator(a.outcomes)
     elif a.operator == "ros":
-        from deploy.trials.log import RosServiceOperator
-
+        RosServiceOperator = _ros("RosServiceOperator")  # noqa: N806
         operator = RosServiceOperator()
     else:
         operator = KeyboardOperator()
@@ -30,8 +29,7 @@ def _run(a: argparse.Namespace) -> None:
 
         robot = DryRunRobot(a.engine, a.task, control_hz=a.control_hz, seed=a.seed)
     else:
-        from deploy.trials.log import RosRobot
-
+        RosRobot = _ros("RosRobot")  # noqa: N806
         robot = RosRobot(camera_topic=a.camera_topic)
     try:
         session = TrialSession(robot, operator, TrialLog(a.out), a.engine, a.task, a.instruction)
@@ -101,3 +99,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _ros(name: str):
+    """A class of pirl_ros.trials_ros (rclpy code lives under ros_ws), with what to do where ROS 2 is missing."""
+    try:
+        from pirl_ros import trials_ros
+    except ImportError as e:
+        raise TrialError(f"this needs ROS 2 and the pirl_ros package ({e}): source your ROS setup and ros_ws's "
+                         "install (the robot image has both), or use --dry-run and --outcomes") from e
+    return getattr(trials_ros, name)

@@ -128,3 +128,15 @@ def test_realsense_factory_intrinsics_from_a_playback(tmp_path):
     out = json.loads((tmp_path / "i.json").read_text())
     np.testing.assert_allclose(out["K"], K, atol=1e-3)
     assert (out["width"], out["height"], out["source"]) == (640, 480, "realsense factory")
+
+
+def test_tf_poses_need_ros_and_say_so():
+    import importlib.util
+
+    from calibration.board import CalibrationError
+    from calibration.cli import _tf_pose
+
+    if importlib.util.find_spec("rclpy") is not None:
+        pytest.skip("ROS 2 is installed here: tf poses would be read")
+    with pytest.raises(CalibrationError, match="needs ROS 2 and the pirl_ros package.*--poses FILE"):
+        _tf_pose("panda_link0", "panda_hand")

@@ -113,3 +113,11 @@ def test_the_pipeline_writes_its_paths_and_seed_into_the_stages(tmp_path):
     assert ppo.init == str(tmp_path / "sft" / "checkpoint") and ppo.tasks == cfg.tasks
     assert ppo.algo.sampler.method == "flow_sde" and ppo.algo.seed == 3 and ppo.bc_data == ("d/a", "d/b")
     assert ppo.algo.lr == cfg.ppo.algo.lr and ppo.select == "ema"  # the rest is the file's
+
+
+def test_a_stage_takes_its_section_of_a_pipeline_file():
+    """`pirl-train ppo --config configs/maniskill_gpu.yaml` (the cluster recipe) reads the file's `ppo:` section."""
+    cfg = parse("ppo", ["--config", str(CONFIGS / "maniskill_gpu.yaml"), "--init", "runs/x/checkpoint"])
+    assert isinstance(cfg, PPORunConfig) and cfg.num_envs == 320 and cfg.algo.schedule == "cosine"
+    sft = parse("sft", ["--config", str(CONFIGS / "maniskill_gpu.yaml")])
+    assert sft.preset == "small" and sft.steps == 20000

@@ -32,11 +32,6 @@ VAL_SEED_BASE = 2 * EVAL_SEED_BASE
 choosing a policy on them leaves the test seeds unseen."""
 
 
-def eval_seeds(n: int) -> list[int]:
-    """The fixed list of held-out evaluation seeds."""
-    return list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + n))
-
-
 def episode_seed(base_seed: int, episode: int) -> int:
     """Seed of the `episode`-th episode of an env first reset with `base_seed` (episode 0 is base_seed), in
     base_seed's range of EVAL_SEED_BASE seeds: a test env never plays a training or validation seed."""

@@ -205,3 +205,18 @@ def test_resume_after_a_crash_mid_write_continues_cleanly(session, tmp_path, cap
         caplog.clear()
         assert main([*args, "--episodes", "4", "--resume"]) == 0  # a second resume: nothing to repair or run
     assert "torn" not in caplog.text and len(read_trials(log)) == 4
+
+
+def test_ros_parts_live_under_ros_ws_and_say_what_they_need():
+    """RosRobot and RosServiceOperator are pirl_ros code (rclpy stays under ros_ws); without ROS 2 a session that
+    asks for them stops with what to do instead."""
+    import importlib.util
+
+    from deploy.trials.cli import _ros
+    from deploy.trials.log import TrialError
+
+    if importlib.util.find_spec("rclpy") is not None:
+        pytest.skip("ROS 2 is installed here: the ROS parts would load")
+    for name in ("RosRobot", "RosServiceOperator"):
+        with pytest.raises(TrialError, match="needs ROS 2 and the pirl_ros package.*--dry-run"):
+            _ros(name)
