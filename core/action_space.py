@@ -1,4 +1,4 @@
-"""What an action means. Every dataset, checkpoint and engine declares it (DESIGN.md, "Action space"), so a
+"""What an action means. Every dataset, checkpoint and engine declares it (docs/design.md, "Action space"), so a
 chunk never reaches a robot that would read it differently."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """camera.yaml: the one description of a camera that calibration writes and the sim env and the ROS camera
-node both read (DESIGN.md, "Camera file").
+node both read (docs/design.md, "Camera file").
 
 Conventions: the camera frame is OpenCV's optical frame (x right, y down, z forward); `T_base_camera` maps
 points in that frame to the robot base frame (p_base = T_base_camera @ p_camera); K is the 3x3 pinhole

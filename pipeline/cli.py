@@ -72,6 +72,8 @@ def check_keys(cls: type, tree: Any, where: str) -> None:
         sub = _dataclass_type(cls, key)
         if sub is not None and value is not None:
             check_keys(sub, value, f"{where}.{key}")
+        elif _is_tuple(cls, key) and isinstance(value, str):
+            tree[key] = [value]  # `tasks: PushCube-v1` means one task, not a tuple of characters
 
 
 def field_paths(cls: type, prefix: str = "") -> list[str]:
@@ -81,6 +83,40 @@ def field_paths(cls: type, prefix: str = "") -> list[str]:
         sub = _dataclass_type(cls, f.name)
         paths += field_paths(sub, f"{prefix}{f.name}.") if sub is not None else [prefix + f.name]
     return paths
+
+
+def _is_tuple(cls: type, name: str) -> bool:
+    import typing
+
+    return typing.get_origin(typing.get_type_hints(cls)[name]) is tuple
+
+
+def _tuple_paths(cls: type, prefix: str = "") -> set[str]:
+    paths = set()
+    for f in dataclasses.fields(cls):
+        sub = _dataclass_type(cls, f.name)
+        if sub is not None:
+            paths |= _tuple_paths(sub, f"{prefix}{f.name}.")
+        elif _is_tuple(cls, f.name):
+            paths.add(prefix + f.name)
+    return paths
+
+
+def _listify(cls: type, args: list[str]) -> list[str]:
+    """A list field given a plain value on the command line: `--data a` and `--data a,b` mean ['a'] and
+    ['a', 'b'] (draccus alone would read a string as a tuple of its characters); `--data '[a,b]'` is YAML."""
+    lists, out = _tuple_paths(cls), list(args)
+    for i, a in enumerate(out):
+        if not a.startswith("--"):
+            continue
+        key, eq, value = a[2:].partition("=")
+        if key not in lists:
+            continue
+        if eq and not value.startswith("["):
+            out[i] = f"--{key}=[{value}]"
+        elif not eq and i + 1 < len(out) and not out[i + 1].startswith(("[", "--")):
+            out[i + 1] = f"[{out[i + 1]}]"
+    return out
 
 
 def _dataclass_type(cls: type, name: str) -> type | None:
@@ -120,7 +156,8 @@ def parse(command: str, args: Sequence[str]) -> Any:
                 config_path, args = a.split("=", 1)[1], args[:i] + args[i + 1:]
                 break
     cls = config_class(command)
-    section_file = None
+    args = _listify(cls, args)
+    config_file = None
     if config_path is not None:
         path = Path(config_path)
         if not path.is_file():
@@ -133,12 +170,12 @@ def parse(command: str, args: Sequence[str]) -> Any:
                 and command not in {f.name for f in dataclasses.fields(cls)}:
             # a pipeline file given to one stage: that stage's section of it (the same settings as the pipeline)
             tree = tree[command]
-            section = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-            with section:
-                yaml.safe_dump(tree, section)
-            config_path = section_file = section.name
             print(f"pirl-train {command}: using the `{command}:` section of {path}", file=sys.stderr)
         check_keys(cls, tree, str(path))
+        # draccus reads the checked, normalised tree (a lone string for a list field becomes a one-item list)
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            yaml.safe_dump(tree, f)
+        config_path = config_file = f.name
     try:
         return draccus.parse(config_class=cls, config_path=config_path, args=args, prog=f"pirl-train {command}",
                              exit_on_error=False)
@@ -157,8 +194,8 @@ def parse(command: str, args: Sequence[str]) -> Any:
     except (TypeError, ValueError) as e:  # a config's own validation (__post_init__)
         raise ConfigError(str(e)) from None
     finally:
-        if section_file is not None:
-            Path(section_file).unlink(missing_ok=True)
+        if config_file is not None:
+            Path(config_file).unlink(missing_ok=True)
 
 
 def run(command: str, cfg: Any, progress: bool) -> None:

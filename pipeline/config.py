@@ -57,7 +57,7 @@ class PipelineConfig:
     ppo.algo.sampler.method."""
     seed: int = 0
     """Repeats the run with other randomness: demo seeds start at 1000 * seed, and seed is added to the SFT
-    and PPO seeds (held-out evaluation seeds stay the same). 0 is the measured runs."""
+    and PPO seeds (held-out evaluation seeds stay the same); docs/results/2026-12-04-cpu-demo.md has seeds 0-8."""
     sft: SFTConfig = field(default_factory=SFTConfig)
     ppo: PPORunConfig = field(default_factory=PPORunConfig)
     export: ExportConfig = field(default_factory=ExportConfig)

@@ -3,7 +3,7 @@
 A chunk (H, A) arrives stamped with the time its observation was taken; its action i is meant for time
 `stamp + i / control_hz`. Every control tick the executor picks the action for now from the chunks that cover
 it - the newest one, or with temporal ensembling (ACT, Zhao et al. 2023) an average over all of them weighted
-`exp(-m * age_index)` - among the first `num_executed` actions of each chunk only. It asks for the next chunk
+`exp(-m k)` with k = 0 for the oldest chunk - among the first `num_executed` actions of each chunk only. It asks for the next chunk
 early (`needs_chunk`) so that inference latency is hidden, drops a chunk whose observation is older than the
 watchdog limit, and holds when it has nothing valid. Every command goes through the safety filter.
 """
@@ -31,7 +31,8 @@ class ChunkExecutor:
     num_executed: int = 5
     ensemble: bool = False
     ensemble_decay: float = 0.1
-    """m in exp(-m * i): larger trusts newer chunks more (ACT's default is 0.01 at 50 Hz)."""
+    """m in exp(-m k), k = 0 for the oldest chunk: a larger m trusts the older chunks more, a smaller one takes
+    in new observations faster (ACT's default is 0.01 at 50 Hz)."""
     latency_s: float = 0.1
     """Expected inference latency: a new chunk is asked for this long before the current one runs out."""
     counts: Counter = field(default_factory=Counter)

@@ -89,6 +89,17 @@ def test_a_policy_whose_actions_do_not_fit_the_env_is_refused():
         RolloutCollector(_FakeEnvSpec(), policy, PPOConfig().sampler, num_executed=99)
 
 
+def test_a_lone_string_for_a_list_is_one_item_not_its_characters(tmp_path):
+    """draccus alone reads `--data data/push` as ('d', 'a', 't', ...): the CLI makes it one item, and a comma
+    list several (the pre-draccus spelling), on the command line and in a file."""
+    assert parse("sft", ["--data", "data/push"]).data == ("data/push",)
+    assert parse("sft", ["--data=data/a,data/b"]).data == ("data/a", "data/b")
+    path = tmp_path / "one.yaml"
+    path.write_text("tasks: PickCube-v1\nppo:\n  bc_data: demos/a\n")
+    cfg = parse("pipeline", ["--config", str(path)])
+    assert cfg.tasks == ("PickCube-v1",) and cfg.ppo.bc_data == ("demos/a",)
+
+
 def test_list_options_take_yaml_lists():
     cfg = parse("pipeline", ["--tasks", "[PickCube-v1]", "--methods", "[flow_noise,flow_sde]"])
     assert cfg.methods == ("flow_noise", "flow_sde") and cfg.tasks == ("PickCube-v1",)

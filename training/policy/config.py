@@ -38,7 +38,7 @@ class VisionConfig:
     pos_embed: str = "learned"
     """"learned" (SigLIP's, so released weights load) or "sincos2d": fixed 2-D sine-cosine positions (MAE), the
     usual choice for a ViT trained from scratch, which must otherwise learn positions from little data; the
-    small presets use them (on the CPU demo, 8 demos per task: 20% held-out vs 22.5% with learned ones)."""
+    small presets use them (no better or worse on the full-range CPU tasks: docs/results/2026-12-04-cpu-demo.md)."""
 
     def __post_init__(self) -> None:
         _check(self.image_size % self.patch_size == 0,
@@ -162,7 +162,7 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """How an action chunk is drawn (ALGORITHMS.md). Defaults follow the piRL paper."""
+    """How an action chunk is drawn (docs/algorithms.md). Defaults follow the piRL paper."""
 
     num_steps: int = 4
     """K: Euler denoising steps from t=1 (noise) to t=0 (action)."""

@@ -1,7 +1,7 @@
 """The policy behind a plain `infer(obs) -> actions`: validation, normalization, padding and tokenization
 around the network (openpi style).
 
-Observation batch (DESIGN.md): {"images": {camera: uint8 (N, S, S, 3)}, "state": float32 (N, S_real),
+Observation batch (docs/design.md): {"images": {camera: uint8 (N, S, S, 3)}, "state": float32 (N, S_real),
 "instruction": list[str] of length N}. Actions: float32 (N, H, A_real) in the env's units.
 """
 

@@ -1,4 +1,4 @@
-"""Denoising steps as pure functions of (x, v, t, delta): no network inside (ALGORITHMS.md).
+"""Denoising steps as pure functions of (x, v, t, delta): no network inside (docs/algorithms.md).
 
 Every step's mean is mu = w0 * x0_hat + w1 * x1_hat with x0_hat = x - v t (predicted action) and
 x1_hat = x + v (1 - t) (predicted noise); the steps differ only in w1 and the std:

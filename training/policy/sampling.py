@@ -1,5 +1,5 @@
 """Denoising chains: the deterministic ODE policy, and the stochastic chains PPO needs with their exact
-log-likelihoods (ALGORITHMS.md, "Chain log-likelihood").
+log-likelihoods (docs/algorithms.md, "Chain log-likelihood").
 
 A chain of K steps stores its states x_0 (noise, t=1) ... x_K (action, t=0) and one log-prob *term* per
 stochastic transition, shape (B, K + 1, H, A): term 0 is the initial draw x_0 ~ N(0, I), term i + 1 the

@@ -1,4 +1,4 @@
-"""PPO's pieces as pure functions (ALGORITHMS.md, "PPO over the two-layer MDP").
+"""PPO's pieces as pure functions (docs/algorithms.md, "PPO over the two-layer MDP").
 
 Outer steps are executed chunks: one reward per chunk (summed env rewards), one value per chunk, one
 log-probability per chunk (the denoising chain's). Shapes: T rollout steps, N envs.

@@ -1,5 +1,5 @@
 """Rollouts over the two-layer MDP: one outer step = one executed chunk; the denoising chain that produced it
-is the inner MDP, its log-likelihood the action's (ALGORITHMS.md).
+is the inner MDP, its log-likelihood the action's (docs/algorithms.md).
 
 Shapes: T outer steps per env, N envs, K denoising steps, H horizon, A padded action dim.
 """

@@ -40,6 +40,8 @@ def test_temporal_ensembling_averages_overlapping_chunks():
     ex2.submit(np.full((5, 1), 3.0), stamp=0.2)
     w = np.exp(-np.arange(2.0))
     np.testing.assert_allclose(ex2.tick(0.2, np.zeros(1)), [(w[0] * 1 + w[1] * 3) / w.sum()])
+    # the direction the docstring states: m = 1 leans towards the older chunk (1.0) where m = 0 gave the mean
+    assert ex2.tick(0.25, np.zeros(1))[0] < 2.0
 
 
 def test_a_stale_chunk_is_dropped_and_the_arm_holds():
