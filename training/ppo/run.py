@@ -55,6 +55,87 @@ def _tasks_and_env(run: PPORunConfig, policy, start: str,
     return tasks, camera, env
 
 
+class PolicySelector:
+    """Which policy the final test evaluation judges and the pipeline exports (`select`): the last update's
+    (checkpoint/), the Polyak average of the weights (ema/), or the best of the validation evaluations after
+    the critic warm-up (best/). Lives on rank 0."""
+
+    def __init__(self, run: PPORunConfig, out: Path, learner: PPOLearner, meta: dict):
+        self.select, self.out, self.learner, self.meta = run.select, out, learner, meta
+        self.warmup, self.updates = run.algo.critic_warmup_updates, run.algo.updates
+
+    @property
+    def directory(self) -> Path:
+        return self.out / {"best_val": BEST_DIR, "ema": EMA_DIR}.get(self.select, "checkpoint")
+
+    def on_validation(self, success: float, env_steps: int, evals: dict) -> None:
+        """A validation evaluation of the current actor: keep it in best/ if it is the best so far (ties go to
+        the later policy). The SFT policy and the warm-up's (the same actor) are not candidates."""
+        done = self.learner.updates_done
+        if self.select != "best_val" or not (done > self.warmup or done == self.updates):
+            return
+        best = evals.get("best")
+        if best is None or success >= best["success"]:
+            save_checkpoint(self.out / BEST_DIR, self.learner.policy, metadata=self.meta)
+            evals["best"] = {"updates": done, "env_steps": env_steps, "success": success}
+
+    def save(self) -> None:
+        """Beside every checkpoint: the averaged policy, when one is kept."""
+        if self.learner.ema:
+            save_checkpoint(self.out / EMA_DIR, self.averaged(), metadata=self.meta)
+
+    def averaged(self) -> Policy:
+        averaged = copy.deepcopy(self.learner.policy)
+        averaged.model.load_state_dict(self.learner.averaged_weights())
+        return averaged
+
+    def chosen(self, device: torch.device) -> Policy | None:
+        """The policy the final evaluation plays; None: the live actor (select: last)."""
+        if self.select == "last":
+            return None
+        policy = load_checkpoint(self.directory)
+        policy.model.to(device)
+        return policy
+
+    def chosen_updates(self, evals: dict) -> int:
+        return evals["best"]["updates"] if self.select == "best_val" else self.learner.updates_done
+
+
+class RunEvaluations:
+    """The run's evaluations of the ODE policy (test seeds, or validation seeds for the mid-run ones), kept in
+    evals.json by tag; rank 0 plays them while the other ranks wait."""
+
+    def __init__(self, run: PPORunConfig, env, out: Path, evals: dict, lead: bool):
+        self.run, self.env, self.out, self.evals, self.lead = run, env, out, evals, lead
+        self.logger: RunLogger | None = None
+
+    def __contains__(self, tag: str) -> bool:
+        return tag in self.evals
+
+    def __call__(self, tag: str, policy: Policy, env_steps: int, updates: int, val: bool = False,
+                 selector: PolicySelector | None = None) -> None:
+        if self.lead:
+            run = self.run
+            episodes, seed = (run.val_episodes_per_env, VAL_SEED_BASE) if val else (run.eval_episodes_per_env,
+                                                                                     EVAL_SEED_BASE)
+            summary = evaluate(policy, self.env, episodes, run.algo.num_executed, run.algo.sampler.num_steps,
+                               seed=seed, video_dir=None if val else self.out / "videos" / tag)
+            self.evals[tag] = {k: v for k, v in summary.items() if k != "episodes"} | {
+                "env_steps": env_steps, "updates": updates, "seeds": "validation" if val else "test"}
+            if val and selector is not None:
+                selector.on_validation(summary["overall"]["success"], env_steps, self.evals)
+            self.write()
+            if self.logger is not None:
+                self.logger.summary({f"eval/{tag}/success": summary["overall"]["success"]})
+            o = summary["overall"]
+            print(f"eval [{tag}]: success {o['success']:.1%} (95% CI {o['ci95'][0]:.1%}-{o['ci95'][1]:.1%}, "
+                  f"n={o['n']}, {'validation' if val else 'test'} seeds)")
+        barrier()  # the other ranks wait for rank 0's evaluation
+
+    def write(self) -> None:
+        write_json_atomic(self.out / "evals.json", self.evals)
+
+
 def run_ppo(run: PPORunConfig, progress: bool = True) -> dict:
     """One process, or one rank of a torchrun job: each rank owns its envs (seeds offset by rank) and
     rollouts, gradients are averaged every step; rank 0 evaluates, logs and saves, and its checkpoint holds
@@ -67,20 +148,9 @@ def run_ppo(run: PPORunConfig, progress: bool = True) -> dict:
     state_path = out / "checkpoint" / LEARNER_FILE
     if lead and out.exists() and any(out.iterdir()) and not run.resume:
         raise FileExistsError(f"{out} already holds a run; pass --resume true to continue it or choose another --out")
-    start = run.init
+    start = str(out / "checkpoint") if run.resume else run.init
     if run.resume:
-        if not state_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint with learner state in {out / 'checkpoint'}")
-        saved = json.loads((out / "config.json").read_text())
-        was, now = _flat(saved["run"]["algo"]), _flat(json.loads(json.dumps(asdict(cfg))))
-        changed = sorted(k for k in now.keys() | was.keys() if k != "updates" and was.get(k) != now.get(k))
-        if changed:  # only the number of updates may grow on resume
-            raise ValueError(f"--resume: algo.{changed[0]} differs from the run saved in {out / 'config.json'} "
-                             f"(saved {was.get(changed[0])!r}, now {now.get(changed[0])!r}; all: {changed})")
-        if saved.get("world_size", 1) != world:
-            raise ValueError(f"--resume: the run was saved with {saved.get('world_size', 1)} rank(s), this job has "
-                             f"{world}; relaunch with --nproc-per-node matching it")
-        start = str(out / "checkpoint")
+        _check_resume(out, cfg, world)
     barrier()  # rank 0 has checked the run directory
     policy = load_checkpoint(start)
     policy.model.to(device)
@@ -91,13 +161,15 @@ def run_ppo(run: PPORunConfig, progress: bool = True) -> dict:
         broadcast_parameters(learner.critic)
     collector = RolloutCollector(env, policy, sampler, cfg.num_executed, seed=cfg.seed + 1_000 * rank,
                                  critic=learner.critic)
-    evals: dict = {}
+    meta = {"tasks": list(tasks), "ppo": asdict(run), "camera": camera}
+    selector = PolicySelector(run, out, learner, meta)
+    evaluations = RunEvaluations(run, env, out, {}, lead)
     if run.resume:
         state = torch.load(state_path, weights_only=True, map_location="cpu")  # the optimizer moves its own
         learner.load_state_dict(state["learner"])
         collector.generator.set_state(state["generators"][rank])
-        evals = json.loads((out / "evals.json").read_text()) if (out / "evals.json").exists() else {}
-    logger = None
+        if (out / "evals.json").exists():
+            evaluations.evals = json.loads((out / "evals.json").read_text())
     env_steps = 0
     if lead:
         out.mkdir(parents=True, exist_ok=True)
@@ -107,54 +179,23 @@ def run_ppo(run: PPORunConfig, progress: bool = True) -> dict:
               f"H={policy.cfg.action_horizon} executed={cfg.num_executed} envs={run.num_envs}x{world} "
               f"tasks={list(tasks)} critic={cfg.critic} train_prefix={cfg.train_prefix}")
         env_steps = _trim_metrics(out / "metrics.jsonl", learner.updates_done)
-        logger = RunLogger(out, {"run": asdict(run), "tasks": list(tasks), "world_size": world},
-                           name=out.name, use_wandb=run.wandb, resume=run.resume)
-
-    validate = run.val_episodes_per_env > 0
-
-    def run_eval(tag: str, judged: Policy | None = None, val: bool = False) -> None:
-        if lead:
-            episodes, seed = (run.val_episodes_per_env, VAL_SEED_BASE) if val else (run.eval_episodes_per_env,
-                                                                                     EVAL_SEED_BASE)
-            summary = evaluate(judged or policy, env, episodes, cfg.num_executed, sampler.num_steps, seed=seed,
-                               video_dir=None if val else out / "videos" / tag)
-            evals[tag] = {k: v for k, v in summary.items() if k != "episodes"} | {
-                "env_steps": env_steps, "updates": learner.updates_done, "seeds": "validation" if val else "test"}
-            candidate = learner.updates_done > cfg.critic_warmup_updates or learner.updates_done == cfg.updates
-            if val and candidate and run.select == "best_val":  # not the SFT policy (nor warm-up: same actor)
-                best = evals.get("best")
-                if best is None or summary["overall"]["success"] >= best["success"]:  # ties: the later policy
-                    save_checkpoint(out / BEST_DIR, policy, metadata=checkpoint_meta())
-                    evals["best"] = {"updates": learner.updates_done, "env_steps": env_steps,
-                                     "success": summary["overall"]["success"]}
-            write_json_atomic(out / "evals.json", evals)
-            logger.summary({f"eval/{tag}/success": summary["overall"]["success"]})
-            o = summary["overall"]
-            print(f"eval [{tag}]: success {o['success']:.1%} (95% CI {o['ci95'][0]:.1%}-{o['ci95'][1]:.1%}, "
-                  f"n={o['n']}, {'validation' if val else 'test'} seeds)")
-        barrier()  # the other ranks wait for rank 0's evaluation
-
-    def checkpoint_meta() -> dict:
-        return {"tasks": list(tasks), "ppo": asdict(cfg), "camera": camera}
+        evaluations.logger = RunLogger(out, {"run": asdict(run), "tasks": list(tasks), "world_size": world},
+                                       name=out.name, use_wandb=run.wandb, resume=run.resume)
+    logger = evaluations.logger
 
     def save() -> None:
         generators = gather_objects(collector.generator.get_state())
         if lead:
-            ckpt = save_checkpoint(out / "checkpoint", policy, metadata=checkpoint_meta())
+            ckpt = save_checkpoint(out / "checkpoint", policy, metadata=meta)
             torch.save({"learner": learner.state_dict(), "generators": generators}, ckpt / LEARNER_FILE)
-            if learner.ema:
-                save_checkpoint(out / EMA_DIR, averaged_policy(), metadata=checkpoint_meta())
+            selector.save()
         barrier()
 
-    def averaged_policy() -> Policy:
-        averaged = copy.deepcopy(policy)
-        averaged.model.load_state_dict(learner.averaged_weights())
-        return averaged
-
-    if "sft" not in evals:
-        run_eval("sft")
-    if validate and "val_update_0" not in evals:
-        run_eval("val_update_0", val=True)  # the SFT policy on the validation seeds: where the curve starts
+    validate = run.val_episodes_per_env > 0
+    if "sft" not in evaluations:
+        evaluations("sft", policy, env_steps, learner.updates_done)
+    if validate and "val_update_0" not in evaluations:  # the SFT policy on the validation seeds: where the curve starts
+        evaluations("val_update_0", policy, env_steps, learner.updates_done, val=True, selector=selector)
     bar = tqdm(total=cfg.updates, initial=learner.updates_done, desc=f"ppo {sampler.method}",
                disable=not (progress and lead), dynamic_ncols=True)
     t_start = time.time()
@@ -180,31 +221,27 @@ def run_ppo(run: PPORunConfig, progress: bool = True) -> dict:
             bar.set_postfix(succ=f"{record['train_success']:.0%}", kl=f"{stats['approx_kl']:.3f}",
                             vloss=f"{stats['value_loss']:.3f}", sps=f"{record['env_steps_per_s']:.0f}")
         if validate and (run.eval_every and done % run.eval_every == 0 or done == cfg.updates):
-            if f"val_update_{done}" not in evals:
-                run_eval(f"val_update_{done}", val=True)
+            if f"val_update_{done}" not in evaluations:
+                evaluations(f"val_update_{done}", policy, env_steps, done, val=True, selector=selector)
         elif run.eval_every and done % run.eval_every == 0 and done < cfg.updates:
-            run_eval(f"update_{done}")
+            evaluations(f"update_{done}", policy, env_steps, done)
         if done % run.save_every == 0 or done == cfg.updates:
             save()
     bar.close()
+    evals = evaluations.evals
     if evals.get("final", {}).get("updates") != learner.updates_done:  # none yet, or a run extended by --updates
-        chosen = None
-        if lead and run.select in ("best_val", "ema"):
-            chosen = load_checkpoint(out / (BEST_DIR if run.select == "best_val" else EMA_DIR))
-            chosen.model.to(device)
-        run_eval("final", judged=chosen)
+        chosen = selector.chosen(device) if lead else None
+        evaluations("final", chosen or policy, env_steps, learner.updates_done)
         if lead:
-            best_val = run.select == "best_val"
-            evals["final"]["policy_updates"] = evals["best"]["updates"] if best_val else learner.updates_done
-            write_json_atomic(out / "evals.json", evals)
+            evals["final"]["policy_updates"] = selector.chosen_updates(evals)
+            evaluations.write()
     env.close()
     if not lead:
         return {}
     sft, rl = evals["sft"]["overall"], evals["final"]["overall"]
-    policy_dir = out / {"best_val": BEST_DIR, "ema": EMA_DIR}.get(run.select, "checkpoint")
     results = {"sft": sft, "rl": rl, "gain_points": 100 * (rl["success"] - sft["success"]),
                "intervals_separate": rl["ci95"][0] > sft["ci95"][1], "env_steps": env_steps,
-               "seconds": time.time() - t_start, "world_size": world, "policy": str(policy_dir),
+               "seconds": time.time() - t_start, "world_size": world, "policy": str(selector.directory),
                "policy_updates": evals["final"]["policy_updates"], "select": run.select}
     if run.select == "best_val":
         results["val_success"] = evals["best"]["success"]
@@ -215,6 +252,22 @@ def run_ppo(run: PPORunConfig, progress: bool = True) -> dict:
     print(f"ppo: SFT {sft['success']:.1%} -> RL {rl['success']:.1%}{which} on the same held-out seeds "
           f"({results['gain_points']:+.1f} points) after {env_steps} env steps")
     return results
+
+
+def _check_resume(out: Path, cfg: PPOConfig, world: int) -> None:
+    """Only the number of updates may change on resume, and only with the same number of ranks."""
+    state_path = out / "checkpoint" / LEARNER_FILE
+    if not state_path.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint with learner state in {out / 'checkpoint'}")
+    saved = json.loads((out / "config.json").read_text())
+    was, now = _flat(saved["run"]["algo"]), _flat(json.loads(json.dumps(asdict(cfg))))
+    changed = sorted(k for k in now.keys() | was.keys() if k != "updates" and was.get(k) != now.get(k))
+    if changed:
+        raise ValueError(f"--resume: algo.{changed[0]} differs from the run saved in {out / 'config.json'} "
+                         f"(saved {was.get(changed[0])!r}, now {now.get(changed[0])!r}; all: {changed})")
+    if saved.get("world_size", 1) != world:
+        raise ValueError(f"--resume: the run was saved with {saved.get('world_size', 1)} rank(s), this job has "
+                         f"{world}; relaunch with --nproc-per-node matching it")
 
 
 def _bc_demos(run: PPORunConfig, cfg: PPOConfig, policy) -> DemoTensors | None:
