@@ -43,7 +43,7 @@ ros-check: $(ROS_STAMP)
 
 test: $(STAMP) ros-check
 	$(VENV)/bin/ruff check training deploy calibration tests benchmarks ros_ws
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/policy_latency.py

@@ -3,9 +3,10 @@
 A chunk (H, A) arrives stamped with the time its observation was taken; its action i is meant for time
 `stamp + i / control_hz`. Every control tick the executor picks the action for now from the chunks that cover
 it - the newest one, or with temporal ensembling (ACT, Zhao et al. 2023) an average over all of them weighted
-`exp(-m k)` with k = 0 for the oldest chunk - among the first `num_executed` actions of each chunk only. It asks for the next chunk
-early (`needs_chunk`) so that inference latency is hidden, drops a chunk whose observation is older than the
-watchdog limit, and holds when it has nothing valid. Every command goes through the safety filter.
+`exp(-m k)` with k = 0 for the oldest chunk - among the first `num_executed` actions of each chunk only. It
+asks for the next chunk early (`needs_chunk`) so that inference latency is hidden, drops a chunk whose
+observation is older than the watchdog limit, and holds when it has nothing valid. Every command goes through
+the safety filter.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a whole run or several processes (docs: pytest -m 'not slow')
+
 pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test` (extra: sim)")
 
 from pipeline.cli import main  # noqa: E402

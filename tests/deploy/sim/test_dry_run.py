@@ -9,6 +9,7 @@ from tests.deploy.conftest import PANDA_SIZE
 pytest.importorskip("mani_skill", reason="the sim arm needs ManiSkill (pirl[sim])")
 pytest.importorskip("onnxscript", reason="exporting the test engine needs pirl[export]")
 
+@pytest.mark.slow
 def test_engine_drives_the_sim_arm_through_executor_and_safety(panda_engine_dir):
     from deploy.robot.runtime import load_engine
     from deploy.robot.safety import SafetyLimits

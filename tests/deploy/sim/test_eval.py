@@ -15,6 +15,7 @@ from tests.training.ppo.test_ppo_run import _policy  # noqa: E402
 from training.policy.checkpoint import save_checkpoint  # noqa: E402
 
 
+@pytest.mark.slow
 def test_engine_in_the_loop_matches_the_pytorch_policy(tmp_path, capsys):
     ckpt = save_checkpoint(tmp_path / "ckpt", _policy(_Spec()), metadata={"tasks": ["PushCube-v1"]})
     export(ckpt, tmp_path / "engine")

@@ -42,6 +42,7 @@ def session(panda_engine_dir, tmp_path_factory):
     return d, args
 
 
+@pytest.mark.slow
 def test_dry_run_session_writes_a_valid_log_and_media(session):
     d, _ = session
     records = read_trials(d / "trials.jsonl")

@@ -12,6 +12,7 @@ from training.data.collect import CollectConfig, make_env_and_expert, run_episod
 from training.data.demos import DemoDataset  # noqa: E402
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["PickCube-v1", "PushCube-v1", "PullCube-v1", "StackCube-v1"])
 def test_maniskill_expert_succeeds(task):
     env, expert = make_env_and_expert(CollectConfig(task=task, image_size=32))
@@ -26,6 +27,7 @@ def test_maniskill_expert_succeeds(task):
     assert np.abs(e.actions[:, :3]).max() <= 1.0
 
 
+@pytest.mark.slow
 def test_demos_cli_streams_a_dataset_and_resumes(tmp_path, capsys):
     out = tmp_path / "push"
     args = ["demos", "--task", "PushCube-v1", "--episodes", "2", "--out", str(out), "--workers", "2",

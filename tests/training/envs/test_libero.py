@@ -9,6 +9,7 @@ from training.data.experts.libero import PickPlaceBowlExpert  # noqa: E402
 from training.envs.libero import LiberoChunkEnv, LiberoConfig, LiberoVecEnv, task_names  # noqa: E402
 
 
+@pytest.mark.slow
 def test_libero_spatial_task_resets_and_steps_with_images():
     cfg = LiberoConfig(suite="libero_spatial", task_ids=(1,), num_envs=1, image_size=(64, 64), max_episode_steps=12)
     with LiberoVecEnv(cfg) as env:

@@ -129,6 +129,7 @@ def test_camera_from_yaml_projects_like_its_K(tmp_path):
         env.close()
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_reported_by_env_without_a_hang():
     env = ManiSkillVecEnv(ManiSkillConfig(tasks=("PushCube-v1",), num_envs=2, step_timeout_s=60))
     env.reset(seed=0)

@@ -9,6 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
+pytestmark = pytest.mark.slow  # a whole run or several processes (docs: pytest -m 'not slow')
 pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test` (extra: sim)")
 
 

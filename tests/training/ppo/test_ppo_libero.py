@@ -12,10 +12,7 @@ from training.envs.libero import task_names  # noqa: E402
 from training.policy.checkpoint import save_checkpoint  # noqa: E402
 from training.policy.config import VisionConfig  # noqa: E402
 from training.policy.policy import Policy  # noqa: E402
-from training.ppo.config import (
-    PPOConfig,  # noqa: E402
-    PPORunConfig,  # noqa: E402
-)
+from training.ppo.config import PPOConfig, PPORunConfig  # noqa: E402
 from training.ppo.run import run_ppo  # noqa: E402
 
 

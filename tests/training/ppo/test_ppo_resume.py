@@ -9,15 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # a whole run or several processes (docs: pytest -m 'not slow')
 pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test` (extra: sim)")
 
 from tests.training.ppo.test_ppo_run import _policy  # noqa: E402
 from training.policy.checkpoint import CheckpointError, save_checkpoint  # noqa: E402
 from training.policy.config import SamplerConfig  # noqa: E402
-from training.ppo.config import (
-    PPOConfig,  # noqa: E402
-    PPORunConfig,  # noqa: E402
-)
+from training.ppo.config import PPOConfig, PPORunConfig  # noqa: E402
 from training.ppo.run import run_ppo  # noqa: E402
 
 

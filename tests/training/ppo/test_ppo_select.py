@@ -12,10 +12,7 @@ pytest.importorskip("mani_skill", reason="ManiSkill3 is installed by `make test`
 import training.ppo.run as ppo_run  # noqa: E402
 from tests.training.ppo.test_ppo_resume import init_ckpt  # noqa: E402, F401 - the fixture
 from training.envs.base import EVAL_SEED_BASE, VAL_SEED_BASE  # noqa: E402
-from training.ppo.config import (
-    PPOConfig,  # noqa: E402
-    PPORunConfig,  # noqa: E402
-)
+from training.ppo.config import PPOConfig, PPORunConfig  # noqa: E402
 from training.ppo.run import run_ppo  # noqa: E402
 
 # Scripted validation scores per update, so that the choice is known: update 1 (critic warm-up, the SFT

@@ -37,6 +37,7 @@ def test_sft_evaluates_in_sim_every_n_steps_and_at_the_end(tmp_path):
     assert [r["step"] for r in metrics["sim_success"]] == [2, 4, 5]
 
 
+@pytest.mark.slow
 def test_the_demo_camera_travels_with_the_dataset_and_checkpoint(tmp_path):
     """Demos recorded through a camera file: the dataset and the SFT checkpoint record the camera, and PPO's env
     (built from the checkpoint alone) renders the very frames the demos saw."""

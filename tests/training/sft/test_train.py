@@ -22,6 +22,7 @@ def overfit_run():
     return policy, obs, data, before, policy.infer(obs, noise=zero), losses
 
 
+@pytest.mark.slow
 def test_sft_loss_decreases(overfit_run):
     *_, losses = overfit_run
     assert np.isfinite(losses).all()
