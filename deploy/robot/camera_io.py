@@ -246,6 +246,49 @@ def check_resolution(expected: tuple[int, int], frame: Frame, source: str = "cam
                           "set the camera's width/height to match, or recalibrate at this resolution")
 
 
+class Undistorter:
+    """Real camera frames -> the pinhole images the simulated camera renders.
+
+    The sim camera renders through camera.yaml's K with no distortion, so a policy trained there has only seen
+    straight lines stay straight. Undistorting each real frame to the same K (OpenCV's rectify map, computed
+    once; bilinear remap) makes the robot's images match, pixel for pixel up to the lens model's error. The
+    other way, rendering the sim camera through the lens, would need a distorting renderer in every simulator
+    and would tie every dataset to one lens; undistorting once on the robot keeps training camera-agnostic.
+    A camera.yaml without distortion gives the identity."""
+
+    def __init__(self, width: int, height: int, K: np.ndarray, distortion: np.ndarray):
+        self.size = (int(width), int(height))
+        self.distortion = np.asarray(distortion, np.float64).reshape(-1)
+        self.maps = None
+        if np.any(self.distortion != 0):
+            import cv2
+
+            K = np.asarray(K, np.float64)
+            self.maps = cv2.initUndistortRectifyMap(K, self.distortion, None, K, self.size, cv2.CV_32FC1)
+
+    @classmethod
+    def from_spec(cls, spec) -> "Undistorter":
+        """From a core.camera.CameraSpec (camera.yaml)."""
+        return cls(spec.width, spec.height, spec.K, spec.distortion)
+
+    @property
+    def identity(self) -> bool:
+        return self.maps is None
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) at camera.yaml's resolution -> the undistorted image, same size and K."""
+        h, w = rgb.shape[:2]
+        if (w, h) != self.size:
+            raise CameraError(f"the image is {w}x{h} but camera.yaml describes {self.size[0]}x{self.size[1]}: "
+                              "its K and distortion do not apply; set the camera to that resolution or recalibrate")
+        if self.maps is None:
+            return rgb
+        import cv2
+
+        return cv2.remap(rgb, self.maps[0], self.maps[1], interpolation=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT)
+
+
 def write_realsense_recording(path: str | Path, images: Sequence[np.ndarray], fps: int = 30,
                               K: np.ndarray | None = None) -> Path:
     """Write RGB frames (H, W, 3) uint8 as a RealSense `.db3` recording with pyrealsense2's software device,

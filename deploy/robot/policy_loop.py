@@ -7,14 +7,16 @@ chunk out - never from stale inputs.
     runner.on_joint_state(names, positions, stamp)     # names in any order, mapped to the engine's
     result = runner.step(now)                          # Chunk, or raises NoChunk (StaleInput, RefusedChunk)
 
-Images are resized to the engine's square size with INTER_AREA, the same mapping the simulator's camera got
-from camera.yaml (K scaled per axis), so what the policy sees on the robot matches what it saw in training.
+Images are undistorted with camera.yaml (`undistort`, deploy.robot.camera_io.Undistorter: the sim camera renders
+a pinhole image through the same K), then resized to the engine's square size with INTER_AREA, the same mapping
+the simulator's camera got from camera.yaml (K scaled per axis), so what the policy sees on the robot matches
+what it saw in training.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +52,9 @@ class Chunk:
 
 
 class PolicyRunner:
-    def __init__(self, engine: Engine, state_joints: Sequence[str], max_age_s: float = 0.25):
+    def __init__(self, engine: Engine, state_joints: Sequence[str], max_age_s: float = 0.25,
+                 undistort: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None):
+        """undistort: per camera, the map from a raw frame to the pinhole image (Undistorter.from_spec)."""
         if len(state_joints) != int(engine.spec["state_dim"]):
             raise InputError(f"the engine's state has {engine.spec['state_dim']} values but {len(state_joints)} "
                              f"state joints are configured ({list(state_joints)}); list the engine's state "
@@ -61,6 +65,7 @@ class PolicyRunner:
         self._images: dict[str, tuple[np.ndarray, float]] = {}
         self._joints: tuple[np.ndarray, float] | None = None
         self.instruction: str | None = None
+        self.undistort = dict(undistort or {})
 
     def set_instruction(self, text: str) -> None:
         """Keep `text` as the instruction; refuse one the tokenizer would truncate (the previous stays)."""
@@ -85,6 +90,11 @@ class PolicyRunner:
         rgb = np.asarray(rgb)
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise InputError(f"camera {camera!r}: expected RGB uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        if camera in self.undistort:
+            try:
+                rgb = self.undistort[camera](rgb)
+            except RuntimeError as e:  # CameraError: a frame camera.yaml does not describe
+                raise InputError(f"camera {camera!r}: {e}") from e
         if rgb.shape[:2] != (self.size, self.size):
             import cv2
 

@@ -26,6 +26,7 @@ def test_sim_graph(tmp_path):
     sim, policy, executor = p.nodes
     assert sim.parameters["image_size"] == [64, 64] and sim.parameters["control_mode"] == "pd_ee_delta_pos"
     assert policy.parameters["action_joints"] == ["dx", "dy", "dz", "gripper"]
+    assert policy.parameters["camera_file"] == ""  # the sim arm renders pinhole images: nothing to undistort
     assert len(policy.parameters["state_joints"]) == 9
     assert executor.parameters["interface"] == "position_topic" and executor.parameters["autostart"] is True
     assert executor.parameters["safety_limits"].endswith("safety_sim_ee_delta.yaml")
@@ -39,6 +40,7 @@ def test_real_franka_with_realsense_and_recording(tmp_path):
               "control_hz": "15", "record_dir": str(tmp_path / "bag")}, CONFIG)
     camera, policy, executor = p.nodes
     assert camera.parameters["source"] == "realsense" and camera.parameters["serial"] == "123"
+    assert policy.parameters["camera_file"] == ""  # none given: frames pass as they are
     assert executor.parameters["interface"] == "follow_joint_trajectory"
     assert executor.parameters["autostart"] is False and executor.parameters["control_hz"] == 15.0
     assert p.record is not None and p.record[:4] == ["ros2", "bag", "record", "-o"]
@@ -88,3 +90,13 @@ def test_arm_configs_agree_with_their_safety_limits():
         if "action_joints" in arm:
             assert len(arm["action_joints"]) == len(limits.lower), name
         assert len(arm["home"]) == len(arm["joints"]), name
+
+
+def test_a_real_camera_is_undistorted_with_camera_yaml(tmp_path):
+    joints = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1"]
+    camera_file = tmp_path / "camera.yaml"
+    camera_file.write_text("calibrated")  # plan only checks that it exists; the nodes read it
+    p = plan({"engine": _engine(tmp_path, "joint_position", joints), "arm": "franka", "camera": "realsense",
+              "robot": "jtc", "camera_file": str(camera_file)}, CONFIG)
+    camera, policy, _ = p.nodes
+    assert camera.parameters["camera_file"] == policy.parameters["camera_file"] == str(camera_file)

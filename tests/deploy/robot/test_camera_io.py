@@ -126,3 +126,36 @@ def test_resolution_mismatch_with_camera_yaml_is_refused():
     check_resolution((640, 480), frame)
     with pytest.raises(CameraError, match="delivers 640x480 but camera.yaml describes 1280x720"):
         check_resolution((1280, 720), frame)
+
+
+def _distorted_pair(w=320, h=240):
+    """A pinhole image of a grid and the same scene through a lens (k1 -0.3, k2 0.1, tangential): each distorted
+    pixel samples the pinhole image where the lens model says its ray lands (OpenCV's undistortPoints)."""
+    import cv2
+
+    K = np.array([[260.0, 0, 158.0], [0, 262.0, 121.0], [0, 0, 1]])
+    dist = np.array([-0.30, 0.10, 0.001, -0.002, -0.02])
+    pinhole = np.full((h, w, 3), 30, np.uint8)
+    pinhole[::16] = 230
+    pinhole[:, ::16] = 230
+    pinhole = cv2.GaussianBlur(pinhole, (3, 3), 0)
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    rays = cv2.undistortPoints(np.stack([u, v], -1).reshape(-1, 1, 2), K, dist, P=K).reshape(h, w, 2)
+    distorted = cv2.remap(pinhole, rays[..., 0].astype(np.float32), rays[..., 1].astype(np.float32),
+                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return K, dist, pinhole, distorted
+
+
+def test_undistort_turns_a_lens_image_back_into_the_pinhole_image():
+    from deploy.robot.camera_io import CameraError, Undistorter
+
+    K, dist, pinhole, distorted = _distorted_pair()
+    centre = (slice(40, 200), slice(50, 270))  # away from the border the remap leaves black
+    before = np.abs(distorted[centre].astype(float) - pinhole[centre]).mean()
+    undistorted = Undistorter(320, 240, K, dist)(distorted)
+    after = np.abs(undistorted[centre].astype(float) - pinhole[centre]).mean()
+    assert before > 20 and after < 0.25 * before, (before, after)
+    assert undistorted.shape == distorted.shape and undistorted.dtype == np.uint8
+    assert Undistorter(320, 240, K, np.zeros(5)).identity  # no distortion: frames pass unchanged
+    with pytest.raises(CameraError, match="camera.yaml describes 320x240"):
+        Undistorter(320, 240, K, dist)(distorted[:200])

@@ -78,3 +78,22 @@ def test_a_nan_joint_reading_gives_no_chunk_and_the_runner_recovers(engine):
         runner.step(now=10.05)
     runner.on_joint_state(JOINTS, [0.1, 0.2, 0.3, 0.4, 0.5], 10.0)
     assert np.isfinite(runner.step(now=10.05).actions).all()
+
+
+def test_frames_are_undistorted_before_the_resize(engine):
+    """With camera.yaml's lens, the runner feeds the policy the undistorted frame (what the sim camera renders)."""
+    import cv2
+
+    from deploy.robot.camera_io import Undistorter
+    from tests.deploy.robot.test_camera_io import _distorted_pair
+
+    K, dist, pinhole, distorted = _distorted_pair()
+    undistort = {"base": Undistorter(320, 240, K, dist)}
+    runner = PolicyRunner(engine, JOINTS, max_age_s=0.2, undistort=undistort)
+    runner.on_image("base", distorted, 1.0)
+    want = cv2.resize(undistort["base"](distorted), (32, 32), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(runner._images["base"][0], want)
+    raw = cv2.resize(distorted, (32, 32), interpolation=cv2.INTER_AREA)
+    assert np.abs(want.astype(int) - raw).mean() > 1  # the lens changed what the policy sees
+    with pytest.raises(InputError, match="camera 'base'.*camera.yaml describes 320x240"):
+        runner.on_image("base", distorted[:100], 1.0)

@@ -180,7 +180,9 @@ def plan(args: dict[str, str], config_dir: Path) -> Plan:
     nodes.append(NodeSpec("policy_node", "pirl_policy", {
         "engine": str(Path(args["engine"]).expanduser()), "state_joints": list(arm["state_joints"]),
         "action_joints": action_joints, "control_hz": control_hz, "num_executed": num_executed,
-        "max_age_s": _number(args, "max_age_s"), "instruction": args.get("instruction", "")}))
+        "max_age_s": _number(args, "max_age_s"), "instruction": args.get("instruction", ""),
+        # a real camera's frames are undistorted with camera.yaml; the sim arm renders pinhole images already
+        "camera_file": camera_file if camera != "sim" else ""}))
     executor_params = {"control_hz": control_hz, "action_joints": action_joints, "safety_limits": safety,
                        "interface": ROBOTS[robot], "num_executed": num_executed, "autostart": autostart,
                        "controller": arm.get("controller", "joint_trajectory_controller")}

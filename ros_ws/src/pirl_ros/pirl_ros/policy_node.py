@@ -17,6 +17,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from core.camera import CameraSpec
+from deploy.robot.camera_io import Undistorter
 from deploy.robot.policy_loop import InputError, NoChunk, PolicyRunner
 from deploy.robot.runtime import EngineError, load_engine
 from pirl_ros.convert import fill_trajectory, from_stamp, image_from_msg, joint_state_from_msg
@@ -36,6 +38,7 @@ class PolicyNode(Node):
         num_executed = declare(self, "num_executed", 5)
         max_age_s = declare(self, "max_age_s", 0.25)
         instruction = declare(self, "instruction", "")
+        camera_file = declare(self, "camera_file", "")
         if not engine_dir:
             raise EngineError("no engine given: set the 'engine' parameter (launch argument engine:=DIR)")
         engine = load_engine(engine_dir)
@@ -43,7 +46,9 @@ class PolicyNode(Node):
             raise InputError(f"the engine outputs {engine.action_dim} action dims "
                              f"{(engine.spec.get('action_space') or {}).get('names')} but action_joints has "
                              f"{len(self.action_joints)} names {self.action_joints}")
-        self.runner = PolicyRunner(engine, state_joints, max_age_s=max_age_s)
+        # a real camera's frames are undistorted to camera.yaml's pinhole K, what the sim camera rendered
+        undistort = {engine.cameras[0]: Undistorter.from_spec(CameraSpec.load(camera_file))} if camera_file else None
+        self.runner = PolicyRunner(engine, state_joints, max_age_s=max_age_s, undistort=undistort)
         if instruction:
             self.runner.set_instruction(instruction)
         for cam in engine.cameras:
