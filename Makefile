@@ -42,7 +42,7 @@ ros-check: $(ROS_STAMP)
 	cd ros_ws && ../$(ROS_VENV)/bin/basedpyright --pythonpath ../$(ROS_VENV)/bin/python
 
 test: $(STAMP) ros-check
-	$(VENV)/bin/ruff check training deploy calibration tests benchmarks ros_ws
+	$(VENV)/bin/ruff check core training deploy calibration pipeline tests benchmarks ros_ws scripts
 	$(PY) -m pytest -q --durations=15 tests
 
 bench: $(STAMP)

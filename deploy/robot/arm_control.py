@@ -13,6 +13,7 @@ so the arm never resumes on its own after a fault.
 
 from __future__ import annotations
 
+import copy
 import enum
 import logging
 from collections.abc import Sequence
@@ -130,3 +131,54 @@ class ArmController:
         if not safety.can_hold(self._current):
             return Command(None, True, self.state)
         return Command(safety(safety.hold(self._current), self._current), True, self.state)
+
+    def preview(self, now: float, steps: int) -> np.ndarray:
+        """The commands the next `steps` ticks (at now, now + 1/hz, ...) will give if no chunk arrives, through
+        the same executor and safety filter, without changing either: (steps, A)."""
+        executor = copy.deepcopy(self.executor)
+        dt = 1.0 / executor.control_hz
+        return np.stack([executor.tick(now + k * dt, self._current) for k in range(steps)])
+
+
+@dataclass(frozen=True)
+class TrajectoryGoal:
+    """One FollowJointTrajectory goal: positions (N, A) reached at times_from_start (N,) seconds."""
+
+    positions: np.ndarray
+    times_from_start: np.ndarray
+    hold: bool
+
+
+class TrajectoryStreamer:
+    """For a joint_trajectory_controller: the chunk as one trajectory goal instead of a goal per tick.
+
+    Each new chunk becomes one goal holding every command still to run (the safety-filtered ticks the
+    executor will produce, via `ArmController.preview`), one point per control period; the controller replaces
+    its trajectory with each new goal (ros2_control's trajectory replacement), so the arm moves smoothly
+    between chunks. A hold (fault, stop, no chunk) sends a one-point goal at the hold position, once."""
+
+    def __init__(self, arm: ArmController):
+        self.arm = arm
+        self._chunks_sent = 0
+        self._holding = False
+
+    def update(self, now: float, command: Command) -> TrajectoryGoal | None:
+        """After `arm.tick(now)` gave `command`: the goal to send now, or None (the last goal stands)."""
+        dt = 1.0 / self.arm.executor.control_hz
+        if command.values is None:
+            return None
+        if command.hold:
+            if self._holding:
+                return None
+            self._holding = True
+            return TrajectoryGoal(np.asarray(command.values, np.float64)[None], np.array([dt]), True)
+        self._holding = False
+        chunks = self.arm.executor.counts["chunks"]
+        if chunks == self._chunks_sent:
+            return None
+        self._chunks_sent = chunks
+        later = self.arm.executor.remaining(now + dt)
+        points = [np.asarray(command.values, np.float64)]
+        if later:
+            points += list(self.arm.preview(now + dt, later))
+        return TrajectoryGoal(np.stack(points), dt * np.arange(1, len(points) + 1), False)

@@ -63,6 +63,13 @@ class ChunkExecutor:
         self._chunks = fresh
         return [c for c in fresh if self._index(c, now) >= 0]
 
+    def remaining(self, now: float) -> int:
+        """Executable actions of the newest chunk from `now` on (0 without one)."""
+        if not self._chunks:
+            return 0
+        c = self._chunks[-1]
+        return max(0, len(c.actions) - max(self._index(c, now), 0))
+
     def needs_chunk(self, now: float) -> bool:
         """True when the newest chunk's executable actions run out within the expected latency."""
         if not self._chunks:

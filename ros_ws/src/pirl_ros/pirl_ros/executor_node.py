@@ -4,8 +4,9 @@ Subscribes policy/chunk (JointTrajectory) and joint_states; every 1 / control_hz
 (`deploy.robot.arm_control`) for the command and sends it through the chosen interface:
     position_topic            std_msgs/Float64MultiArray on arm/command (ros2_control's forward position
                               controller, or the sim arm)
-    follow_joint_trajectory   control_msgs/FollowJointTrajectory goals to a joint_trajectory_controller, one
-                              short segment per tick (a new goal supersedes the previous one)
+    follow_joint_trajectory   control_msgs/FollowJointTrajectory goals to a joint_trajectory_controller: each
+                              chunk as one goal with a point per control period (the safety-filtered commands
+                              still to run), replacing the controller's trajectory; a hold as a one-point goal
 Services ~/start, ~/stop, ~/hold (std_srvs/Trigger). Publishes executor/state (std_msgs/String). On any fault
 (stale joint state, the policy silent, a chunk for other joints, a NaN) the arm holds until ~/start.
 """
@@ -21,7 +22,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from deploy.robot.arm_control import ArmController, Command
+from deploy.robot.arm_control import ArmController, Command, TrajectoryStreamer
 from deploy.robot.executor import ChunkExecutor
 from deploy.robot.safety import SafetyFilter, SafetyLimits
 from pirl_ros.convert import fill_duration, joint_state_from_msg, trajectory_from_msg
@@ -61,6 +62,7 @@ class ExecutorNode(Node):
         self.command_pub = self.create_publisher(Float64MultiArray, "arm/command", 10)
         self.state_pub = self.create_publisher(String, "executor/state", 10)
         self.action_client = None
+        self.streamer = TrajectoryStreamer(self.arm)
         if self.interface == "follow_joint_trajectory":
             self.action_client = ActionClient(self, FollowJointTrajectory,
                                               f"{controller}/follow_joint_trajectory")
@@ -101,8 +103,9 @@ class ExecutorNode(Node):
         return self._trigger(self.arm.hold(), response)
 
     def _tick(self) -> None:
-        command = self.arm.tick(now_s(self))
-        self._send(command)
+        now = now_s(self)
+        command = self.arm.tick(now)
+        self._send(command, now)
         state = self.arm.state.value + (f": {self.arm.fault_reason}" if self.arm.fault_reason else "")
         if state != self._last_state:
             msg = String()
@@ -110,7 +113,7 @@ class ExecutorNode(Node):
             self.state_pub.publish(msg)
             self._last_state = state
 
-    def _send(self, command: Command) -> None:
+    def _send(self, command: Command, now: float) -> None:
         if command.values is None:
             return  # nothing known to hold at yet: the driver keeps its own target
         if self.action_client is None:
@@ -118,16 +121,23 @@ class ExecutorNode(Node):
             msg.data = [float(x) for x in command.values]
             self.command_pub.publish(msg)
             return
+        goal_points = self.streamer.update(now, command)
+        if goal_points is None:
+            return  # the controller is running the last goal's trajectory
         if not self.action_client.server_is_ready():
             self.get_logger().error("the joint trajectory controller's action server is not up",
                                     throttle_duration_sec=5.0)
             return
         goal = FollowJointTrajectory.Goal()
         goal.trajectory.joint_names = list(self.arm.action_joints)
-        point = JointTrajectoryPoint()
-        point.positions = [float(x) for x in command.values]
-        fill_duration(point.time_from_start, 1.0 / self.control_hz)
-        goal.trajectory.points = [point]
+        # header.stamp left at zero: the controller starts the trajectory on receipt, replacing the current one
+        points = []
+        for positions, t in zip(goal_points.positions, goal_points.times_from_start, strict=True):
+            point = JointTrajectoryPoint()
+            point.positions = [float(x) for x in positions]
+            fill_duration(point.time_from_start, float(t))
+            points.append(point)
+        goal.trajectory.points = points
         self.action_client.send_goal_async(goal)
 
 
