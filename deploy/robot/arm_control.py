@@ -57,6 +57,7 @@ class ArmController:
         self._current_stamp = -np.inf
         self._last_chunk = -np.inf
         self._started_at = -np.inf
+        self._requested_at: float | None = None
 
     # ---- inputs
     def on_joint_state(self, names: Sequence[str], positions: Sequence[float] | np.ndarray, stamp: float) -> None:
@@ -81,8 +82,22 @@ class ArmController:
         if self.state is not ArmState.RUNNING:
             self.executor.counts["chunks_ignored"] += 1
             return False
-        self.executor.submit(actions, stamp)
+        self.executor.submit(actions, stamp, now)
         self._last_chunk = now
+        self._requested_at = None
+        return True
+
+    def wants_chunk(self, now: float) -> bool:
+        """Ask the policy for a chunk now? While running, when the executor needs one and no request is
+        outstanding (one unanswered for 3x the expected latency, at least 0.5 s, is asked again). The caller
+        sends the request (the policy node infers on it) and the chunk comes back through `on_chunk`."""
+        if self.state is not ArmState.RUNNING or not self.executor.needs_chunk(now):
+            return False
+        if self._requested_at is not None and now - self._requested_at < max(
+                3 * self.executor.expected_latency(), 0.5):
+            return False
+        self._requested_at = now
+        self.executor.counts["requests"] += 1
         return True
 
     # ---- services
@@ -92,6 +107,7 @@ class ArmController:
         self.executor.clear()
         self.executor.safety.reset(self._current)
         self.state, self.fault_reason = ArmState.RUNNING, ""
+        self._requested_at = None
         self._started_at = now
         log.info("executor running")
         return True, "running"

@@ -46,7 +46,7 @@ class InputError(ValueError):
 @dataclass(frozen=True)
 class Chunk:
     actions: np.ndarray  # float32 (H, A) in the engine's action units
-    stamp: float  # time of the oldest input it was computed from (the executor's reference)
+    stamp: float  # the observation's time, its newest input: action i is for stamp + i / control_hz
     latency_s: float  # inference wall time
     instruction: str
 
@@ -134,7 +134,11 @@ class PolicyRunner:
 
     def step(self, now: float) -> Chunk:
         self.check(now)
-        stamp = min([self._joints[1], *(self._images[c][1] for c in self.cameras)])  # type: ignore[index]
+        # The observation's time is that of its newest input (the joint state, read at the control rate): action
+        # 0 continues from that state, as in training, where images and state are taken at the decision point.
+        # Stamping with the oldest input (a camera frame up to max_age_s old) made the executor skip that much of
+        # every chunk, and the arm held for part of each cycle with a slow camera.
+        stamp = max([self._joints[1], *(self._images[c][1] for c in self.cameras)])  # type: ignore[index]
         t0 = time.perf_counter()
         try:
             actions = self.engine.infer(self.observation())[0]

@@ -259,10 +259,11 @@ class DryRunRobot:
         engine = load_engine(engine_dir)
         size = int(engine.spec["image_size"])
         self.arm = SimArm(SimArmConfig(task=task, image_size=(size, size)))
+        # a 15 Hz camera: the low end of a real one's rate, and a third of the renders of 30 Hz on a CPU
         self.loop = DryRunLoop(engine, self.arm, default_limits(engine), control_hz=control_hz,
-                               num_executed=num_executed)
+                               num_executed=num_executed, camera_hz=15.0)
         self.control_hz, self.seed = control_hz, seed
-        self.fps = control_hz / self.loop.camera_every
+        self.fps = min(self.loop.camera_hz, control_hz)  # frames come at control ticks
 
     def run_episode(self, episode: int, instruction: str, time_limit_s: float,
                     stop_requested: threading.Event) -> EpisodeResult:

@@ -13,21 +13,36 @@ def _executor(**kw) -> ChunkExecutor:
     return ChunkExecutor(SafetyFilter(LIMITS, HZ), control_hz=HZ, **kw)
 
 
-def test_actions_play_at_the_control_rate_and_only_the_executed_head():
+def test_actions_play_at_the_control_rate_to_the_chunks_end_then_hold():
     ex = _executor(num_executed=3, latency_s=0.15)
-    chunk = np.arange(8, dtype=float)[:, None]  # action i = i
+    chunk = np.arange(5, dtype=float)[:, None]  # action i = i
     ex.submit(chunk, stamp=0.0)
-    got = [ex.tick(t / HZ, current=np.zeros(1))[0] for t in range(5)]
-    assert got[:3] == [0.0, 1.0, 2.0]
-    assert got[3:] == [0.0, 0.0] and ex.counts["hold_no_chunk"] == 2  # actions 3.. are not executed: hold
+    got = [ex.tick(t / HZ, current=np.zeros(1))[0] for t in range(7)]
+    # num_executed sets when the next chunk is asked for; without one the chunk plays on to its end
+    assert got == [0.0, 1.0, 2.0, 3.0, 4.0, 0.0, 0.0] and ex.counts["hold_no_chunk"] == 2
 
 
-def test_next_chunk_is_asked_for_early_enough_to_hide_latency():
+def test_a_late_chunk_is_aligned_by_skipping_the_actions_whose_time_has_passed():
+    ex = _executor(num_executed=3)
+    ex.submit(np.arange(8, dtype=float)[:, None], stamp=0.0, now=0.25)  # arrives 2.5 ticks after its observation
+    assert ex.counts["late_actions_skipped"] == 2
+    assert [ex.tick(t, current=np.zeros(1))[0] for t in (0.3, 0.4)] == [3.0, 4.0]
+
+
+def test_the_next_chunk_is_asked_for_from_the_measured_latency():
     ex = _executor(num_executed=5, latency_s=0.2)
-    assert ex.needs_chunk(0.0)
+    assert ex.needs_chunk(0.0) and ex.expected_latency() == 0.2  # nothing yet; the prior
     ex.submit(np.zeros((8, 1)), stamp=0.0)
-    assert not ex.needs_chunk(0.0) and not ex.needs_chunk(0.25)  # 3 and 2.5 ticks left
-    assert ex.needs_chunk(0.3)  # 2 actions (0.2 s) left
+    # due at 0.5 (5 actions); asked for 0.2 s (the prior) before
+    assert not ex.needs_chunk(0.2) and ex.needs_chunk(0.3)
+    for k in range(10):  # chunks that arrive 0.1 s after their observation
+        ex.submit(np.zeros((8, 1)), stamp=1.0 + k, now=1.1 + k)
+    assert abs(ex.expected_latency() - 0.1) < 1e-9
+    # the newest arrived at 10.1, so it has run 5 actions at 10.6: asked for 0.1 s before
+    assert not ex.needs_chunk(10.4) and ex.needs_chunk(10.5)
+    for k in range(10):  # slower now: the estimate follows the 90th percentile
+        ex.submit(np.zeros((8, 1)), stamp=20.0 + k, now=20.3 + k)
+    assert ex.expected_latency() > 0.25
 
 
 def test_temporal_ensembling_averages_overlapping_chunks():

@@ -20,7 +20,7 @@ def test_engine_drives_the_sim_arm_through_executor_and_safety(panda_engine_dir)
     limits = SafetyLimits("ee_delta_pose", lower=(-1.0,) * 4, upper=(1.0,) * 4, gripper_index=3)
     try:
         engine = load_engine(panda_engine_dir, backends=("onnxruntime",))
-        loop = DryRunLoop(engine, arm, limits, control_hz=20.0, num_executed=5)
+        loop = DryRunLoop(engine, arm, limits, control_hz=20.0, num_executed=5, camera_hz=4.0)
         result = loop.episode(seed=3, max_steps=30)
     finally:
         arm.close()
@@ -31,3 +31,35 @@ def test_engine_drives_the_sim_arm_through_executor_and_safety(panda_engine_dir)
     assert (cmds[:, 2] > 0.3).mean() > 0.8 and np.abs(cmds).max() <= 1.0  # "up", inside the safety box
     assert len(result.frames) == 6 and result.frames[0].shape == (PANDA_SIZE, PANDA_SIZE, 3)
     assert np.abs(result.joints[-1][:7] - result.joints[0][:7]).max() > 0.05  # the arm moved
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("control_hz, num_executed", [(50.0, 5), (20.0, 2)])
+def test_no_hold_in_steady_state_with_a_30_hz_camera_and_100_ms_latency(panda_engine_dir, control_hz, num_executed):
+    """10 Hz decisions, each chunk arriving 100 ms after its observation: the executor asks early enough (from
+    the latency it measures) and aligns each late chunk, so once the first chunk is in the arm never holds."""
+    from deploy.robot.runtime import load_engine
+    from deploy.robot.safety import SafetyLimits
+    from deploy.sim.arm import SimArm, SimArmConfig
+    from deploy.sim.dry_run import DryRunLoop
+
+    arm = SimArm(SimArmConfig(task="PushCube-v1", image_size=(PANDA_SIZE, PANDA_SIZE)))
+    limits = SafetyLimits("ee_delta_pose", lower=(-1.0,) * 4, upper=(1.0,) * 4, gripper_index=3)
+    try:
+        engine = load_engine(panda_engine_dir, backends=("onnxruntime",))
+        loop = DryRunLoop(engine, arm, limits, control_hz=control_hz, num_executed=num_executed, camera_hz=30.0,
+                          latency_s=0.1)
+        steps = int(1.5 * control_hz)
+        result = loop.episode(seed=3, max_steps=steps)
+    finally:
+        arm.close()
+    assert result.steps == steps and result.faults == 0
+    assert result.holds_after_first_chunk == 0
+    assert result.holds == round(0.1 * control_hz)  # only the wait for the very first chunk
+    assert abs(result.chunks - 10 * (1.5 - 0.1)) <= 1  # 10 Hz decisions
+    executor = loop.controller.executor
+    assert abs(executor.expected_latency() - 0.1) < 1e-6  # measured, not configured
+    assert executor.counts["late_actions_skipped"] == result.chunks * round(0.1 * control_hz)
+    assert len(result.frames) == pytest.approx(min(30.0, control_hz) * 1.5, abs=2)  # frames wait for a tick
+    if num_executed / control_hz + 0.1 < 10 / control_hz:  # chunks overlap: each boundary's jump is measured
+        assert len(result.discontinuities) == result.chunks - 1

@@ -179,7 +179,7 @@ def plan(args: dict[str, str], config_dir: Path) -> Plan:
             "fps": int(cam.get("fps", 30)), "camera_file": camera_file, "camera_name": cam_name}))
     nodes.append(NodeSpec("policy_node", "pirl_policy", {
         "engine": str(Path(args["engine"]).expanduser()), "state_joints": list(arm["state_joints"]),
-        "action_joints": action_joints, "control_hz": control_hz, "num_executed": num_executed,
+        "action_joints": action_joints, "control_hz": control_hz,
         "max_age_s": _number(args, "max_age_s"), "instruction": args.get("instruction", ""),
         # a real camera's frames are undistorted with camera.yaml; the sim arm renders pinhole images already
         "camera_file": camera_file if camera != "sim" else ""}))

@@ -1,7 +1,9 @@
 """Executor node: policy chunks -> safety filter and watchdog -> the arm, at the control rate.
 
 Subscribes policy/chunk (JointTrajectory) and joint_states; every 1 / control_hz it asks the arm controller
-(`deploy.robot.arm_control`) for the command and sends it through the chosen interface:
+(`deploy.robot.arm_control`) for the command and sends it through the chosen interface, and publishes
+policy/request (std_msgs/Float64, the time) when the executor needs the next chunk (from its measured
+latency), on which the policy node infers:
     position_topic            std_msgs/Float64MultiArray on arm/command (ros2_control's forward position
                               controller, or the sim arm)
     follow_joint_trajectory   control_msgs/FollowJointTrajectory goals to a joint_trajectory_controller: each
@@ -18,7 +20,7 @@ from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -60,6 +62,7 @@ class ExecutorNode(Node):
         self.create_subscription(JointTrajectory, "policy/chunk", self._on_chunk, 10)
         self.create_subscription(JointState, "joint_states", self._on_joints, qos_profile_sensor_data)
         self.command_pub = self.create_publisher(Float64MultiArray, "arm/command", 10)
+        self.request_pub = self.create_publisher(Float64, "policy/request", 10)
         self.state_pub = self.create_publisher(String, "executor/state", 10)
         self.action_client = None
         self.streamer = TrajectoryStreamer(self.arm)
@@ -104,6 +107,10 @@ class ExecutorNode(Node):
 
     def _tick(self) -> None:
         now = now_s(self)
+        if self.arm.wants_chunk(now):
+            request = Float64()
+            request.data = now
+            self.request_pub.publish(request)
         command = self.arm.tick(now)
         self._send(command, now)
         state = self.arm.state.value + (f": {self.arm.fault_reason}" if self.arm.fault_reason else "")

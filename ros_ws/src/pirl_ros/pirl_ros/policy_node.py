@@ -35,7 +35,6 @@ class PolicyNode(Node):
         state_joints: list[str] = declare(self, "state_joints", [""])
         self.action_joints: list[str] = declare(self, "action_joints", [""])
         self.control_hz = declare(self, "control_hz", 20.0)
-        num_executed = declare(self, "num_executed", 5)
         max_age_s = declare(self, "max_age_s", 0.25)
         instruction = declare(self, "instruction", "")
         camera_file = declare(self, "camera_file", "")
@@ -58,10 +57,11 @@ class PolicyNode(Node):
         self.create_subscription(String, "instruction", self._on_instruction, LATCHED)
         self.chunk_pub = self.create_publisher(JointTrajectory, "policy/chunk", 10)
         self.latency_pub = self.create_publisher(Float64, "policy/latency_ms", 10)
-        # A new chunk each time the executed part of the last one is about to run out.
-        self.timer = self.create_timer(num_executed / self.control_hz, self._infer)
+        # One chunk schedule: the executor asks (policy/request) when it needs the next chunk, from its measured
+        # latency; the policy infers on the latest inputs at once.
+        self.create_subscription(Float64, "policy/request", self._on_request, 10)
         self.get_logger().info(f"policy node: engine {engine_dir} on {engine.backend}, cameras "
-                               f"{list(engine.cameras)}, chunk every {num_executed / self.control_hz:.2f} s")
+                               f"{list(engine.cameras)}, a chunk on each request from the executor")
 
     def _image_callback(self, camera: str) -> Callable[[Image], None]:
         return lambda msg: self._on_image(camera, msg)
@@ -85,6 +85,9 @@ class PolicyNode(Node):
             self.get_logger().info(f"instruction: {msg.data!r}")
         except InputError as e:
             self.get_logger().error(str(e))
+
+    def _on_request(self, msg: Float64) -> None:
+        self._infer()
 
     def _infer(self) -> None:
         try:
