@@ -22,6 +22,9 @@ class ActionSpace:
     gripper: str = "none"
     """How the gripper dimension reads, e.g. "last dim, 0 = open, 1 = closed", or "none"."""
     control_hz: float = 20.0
+    lower: tuple[float, ...] | None = None
+    upper: tuple[float, ...] | None = None
+    """The valid range of each dim (e.g. the joint limits of joint-position actions); None: not declared."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -30,6 +33,13 @@ class ActionSpace:
             raise ValueError("an action space names at least one dimension")
         if self.control_hz <= 0:
             raise ValueError(f"control_hz must be positive, got {self.control_hz}")
+        for name in ("lower", "upper"):
+            bound = getattr(self, name)
+            if bound is not None and len(bound) != len(self.names):
+                raise ValueError(f"{name} has {len(bound)} values for {len(self.names)} action dims")
+        if self.lower is not None and self.upper is not None and any(
+                lo > hi for lo, hi in zip(self.lower, self.upper, strict=True)):
+            raise ValueError(f"lower {self.lower} exceeds upper {self.upper} somewhere")
 
     @property
     def dim(self) -> int:
@@ -40,4 +50,5 @@ class ActionSpace:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ActionSpace":
-        return cls(**{**d, "names": tuple(d["names"])})
+        bounds = {k: tuple(d[k]) for k in ("lower", "upper") if d.get(k) is not None}
+        return cls(**{**d, "names": tuple(d["names"]), **bounds})

@@ -50,6 +50,10 @@ class PipelineConfig:
     """ManiSkill: a camera.yaml for every stage (demos record it; SFT, PPO and evaluation render through it);
     "" keeps each task's default camera."""
     image_size: int = 64
+    control_mode: str = "pd_ee_delta_pos"
+    """ManiSkill: the action space the whole run trains in. "pd_ee_delta_pos": end-effector deltas (the sim arm
+    only); "pd_joint_pos": absolute joint targets + finger position, which the Franka launch paths
+    (robot:=forward / jtc) execute."""
     workers: int = 2
     """Processes collecting demos."""
     methods: tuple[str, ...] = ("flow_noise",)

@@ -54,7 +54,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
         summary = collect(CollectConfig(task=task, episodes=cfg.demo_episodes, out=str(d), workers=cfg.workers,
                                         seed=1000 * cfg.seed,
                                         image_size=cfg.image_size, resume=d.exists(),
-                                        expert_speed=cfg.expert_speed, camera_file=cfg.camera_file),
+                                        expert_speed=cfg.expert_speed, camera_file=cfg.camera_file,
+                                        control_mode=cfg.control_mode),
                          progress=progress)
         timings[f"demos {task}"] = time.time() - t
         print(f"demos: {task} expert success {summary['success_rate']:.0%} over {summary['episodes']} episodes")

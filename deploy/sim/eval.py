@@ -23,15 +23,17 @@ from deploy.robot.executor import ChunkExecutor
 from deploy.robot.runtime import Engine, engine_hash, load_engine
 from deploy.robot.safety import SafetyFilter, SafetyLimits
 from training.envs.base import EVAL_SEED_BASE, VecEnv
-from training.envs.factory import EnvSpec, make_vec_env
+from training.envs.factory import EnvSpec, control_mode_for, make_vec_env
 from training.eval import evaluate, run_episodes
 
 
 def default_limits(engine: Engine) -> SafetyLimits:
-    """Sim limits from the action space: ManiSkill/LIBERO delta actions live in [-1, 1] per dim."""
+    """Sim limits from the action space: the range it declares (joint-position actions: the joint limits), else
+    [-1, 1] per dim, where ManiSkill's and LIBERO's normalized delta actions live."""
     space = engine.spec.get("action_space") or {"kind": "ee_delta_pose"}
     n = engine.action_dim
-    return SafetyLimits(space["kind"], lower=(-1.0,) * n, upper=(1.0,) * n)
+    lower, upper = space.get("lower") or (-1.0,) * n, space.get("upper") or (1.0,) * n
+    return SafetyLimits(space["kind"], lower=tuple(lower), upper=tuple(upper))
 
 
 class SimClockExecutor:
@@ -77,7 +79,8 @@ def run(engine_dir: str, tasks: list[str], episodes: int, num_envs: int, num_exe
     print(f"pirl-eval-engine: {engine_dir} on {engine.backend}; tasks {tasks}")
     env = make_vec_env(EnvSpec(tasks=tuple(tasks), num_envs=num_envs, image_size=engine.spec["image_size"],
                                camera_names=engine.cameras, max_episode_steps=max_episode_steps,
-                               camera=engine.spec.get("sim_camera")))
+                               camera=engine.spec.get("sim_camera"),
+                               control_mode=control_mode_for(engine.spec.get("action_space"))))
     per_env = max(1, -(-episodes // num_envs))
     try:
         result = {"engine": evaluate_engine(engine, env, per_env, num_executed, default_limits(engine)),

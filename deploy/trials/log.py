@@ -255,10 +255,12 @@ class DryRunRobot:
         from deploy.sim.arm import SimArm, SimArmConfig
         from deploy.sim.dry_run import DryRunLoop
         from deploy.sim.eval import default_limits
+        from training.envs.factory import control_mode_for
 
         engine = load_engine(engine_dir)
         size = int(engine.spec["image_size"])
-        self.arm = SimArm(SimArmConfig(task=task, image_size=(size, size)))
+        self.arm = SimArm(SimArmConfig(task=task, image_size=(size, size),
+                                       control_mode=control_mode_for(engine.spec.get("action_space"))))
         # a 15 Hz camera: the low end of a real one's rate, and a third of the renders of 30 Hz on a CPU
         self.loop = DryRunLoop(engine, self.arm, default_limits(engine), control_hz=control_hz,
                                num_executed=num_executed, camera_hz=15.0)

@@ -34,6 +34,10 @@ class CollectConfig:
     expert_speed: float = 1.0
     """ManiSkill experts: their largest step as a fraction of the controller's (< 1: a slower, teleop-like
     demonstrator)."""
+    control_mode: str = "pd_ee_delta_pos"
+    """ManiSkill: the actions the dataset records. "pd_ee_delta_pos": end-effector deltas; "pd_joint_pos": the
+    joint targets the expert's Cartesian steps produce (the controller's IK solution, 7 arm joints in rad) and
+    the finger position in m, what a Franka under ros2_control takes (robot:=forward / jtc)."""
     camera_file: str = ""
     """ManiSkill: a camera.yaml placing the camera (e.g. `configs/cameras/workspace.yaml`, or one that
     `pirl-calibrate` wrote); "" keeps the task's default camera. The dataset records it, and SFT, PPO and
@@ -65,8 +69,17 @@ def make_env_and_expert(cfg: CollectConfig):
     return env, EXPERTS[cfg.task](env, speed=cfg.expert_speed)
 
 
-def run_episode(env, expert, seed: int) -> Episode:
-    """One scripted episode: observation (images + state) before each action, the action, success."""
+def joint_action(env, action: np.ndarray) -> np.ndarray:
+    """What an end-effector step just did, as a joint-position action: the arm's IK targets and the finger
+    position the gripper action commands (`CollectConfig.control_mode: pd_joint_pos`)."""
+    from training.envs.maniskill import gripper_action_to_finger
+
+    return np.concatenate([env.joint_targets(), [gripper_action_to_finger(action[-1])]]).astype(np.float32)
+
+
+def run_episode(env, expert, seed: int, joint_actions: bool = False) -> Episode:
+    """One scripted episode: observation (images + state) before each action, the action, success. With
+    `joint_actions` the expert still acts in end-effector space and the joint targets it produced are recorded."""
     instruction = env.sim_reset(seed)
     expert.reset()
     images: dict[str, list] = {c: [] for c in env.camera_names}
@@ -77,8 +90,8 @@ def run_episode(env, expert, seed: int) -> Episode:
             images[c].append(img)
         states.append(env.sim_state())
         action = expert.act()
-        actions.append(action)
         _, s, terminated, truncated = env.sim_step(action)
+        actions.append(joint_action(env, action) if joint_actions else action)
         success |= s
         if terminated or truncated:
             break
@@ -94,12 +107,13 @@ def _init_worker(cfg: CollectConfig) -> None:
     from training.envs.pool import limit_threads
 
     limit_threads()
-    _worker = make_env_and_expert(cfg)
+    _worker = (*make_env_and_expert(cfg), cfg.control_mode == "pd_joint_pos")
 
 
 def _run_seed(seed: int) -> Episode:
     assert _worker is not None
-    return run_episode(*_worker, seed)
+    env, expert, joint_actions = _worker
+    return run_episode(env, expert, seed, joint_actions)
 
 
 def collect(cfg: CollectConfig, progress: bool = True) -> dict:
@@ -146,11 +160,25 @@ def _dataset_meta(cfg: CollectConfig) -> dict:
         if cfg.camera_file:
             raise ValueError("LIBERO renders its own agentview and wrist cameras; --camera-file applies to "
                              "ManiSkill tasks only")
-    else:
+        if cfg.control_mode != "pd_ee_delta_pos":
+            raise ValueError("LIBERO demos record its end-effector (OSC) actions; control_mode applies to ManiSkill")
+    elif cfg.control_mode == "pd_joint_pos":
+        from training.envs.maniskill import FINGER_RANGE, PANDA_JOINT_ACTIONS, PANDA_JOINT_LIMITS
+
+        space = ActionSpace("joint_position", PANDA_JOINT_ACTIONS,
+                            units="rad (7 arm joints), m (finger position, per finger)",
+                            gripper=f"last dim: finger position in m, {FINGER_RANGE[1]} open, {FINGER_RANGE[0]} "
+                                    "pressing closed", control_hz=20.0,
+                            lower=(*PANDA_JOINT_LIMITS[0], FINGER_RANGE[0]),
+                            upper=(*PANDA_JOINT_LIMITS[1], FINGER_RANGE[1]))
+        cameras, backend = ["base_camera"], "maniskill"
+    elif cfg.control_mode == "pd_ee_delta_pos":
         space = ActionSpace("ee_delta_pose", ("dx", "dy", "dz", "gripper"),
                             units="normalized pd_ee_delta_pos deltas in [-1, 1] (10 cm a step)",
                             gripper="last dim, +1 = open, -1 = closed", control_hz=20.0)
         cameras, backend = ["base_camera"], "maniskill"
+    else:
+        raise ValueError(f"control_mode must be pd_ee_delta_pos or pd_joint_pos, got {cfg.control_mode!r}")
     return {"backend": backend, "task": cfg.task, "cameras": cameras, "image_size": [cfg.image_size] * 2,
             "expert_speed": cfg.expert_speed, "camera": None if is_libero(cfg.task) else _camera(cfg),
             "action_space": space.to_dict(), "max_episode_steps": cfg.max_episode_steps}

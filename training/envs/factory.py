@@ -22,6 +22,18 @@ class EnvSpec:
     camera: dict | None = None
     """ManiSkill: the camera the policy was trained with (`CameraSpec.to_dict()`, recorded in datasets,
     checkpoints and engines); None: the task's default camera."""
+    control_mode: str = "pd_ee_delta_pos"
+    """ManiSkill: the controller the policy's actions are for (`control_mode_for` its action space)."""
+
+
+def control_mode_for(action_space: dict | None) -> str:
+    """The ManiSkill controller that executes an action space (a dataset's, checkpoint's or engine's)."""
+    kind = (action_space or {}).get("kind", "ee_delta_pose")
+    if kind == "joint_position":
+        return "pd_joint_pos"
+    if kind == "ee_delta_pose":
+        return "pd_ee_delta_pos"
+    raise ValueError(f"no ManiSkill controller for {kind!r} actions (ee_delta_pose or joint_position)")
 
 
 def is_libero(task: str) -> bool:
@@ -52,7 +64,7 @@ def make_vec_env(spec: EnvSpec):
         tasks=spec.tasks, num_envs=spec.num_envs, image_size=(spec.image_size, spec.image_size),
         max_episode_steps=spec.max_episode_steps or 50, reward_mode=spec.reward_mode,
         camera_name=spec.camera_names[0], sim_backend=spec.sim_backend, privileged=spec.privileged,
-        camera_file=spec.camera))
+        camera_file=spec.camera, control_mode=spec.control_mode))
 
 
 def _make_libero(spec: EnvSpec):

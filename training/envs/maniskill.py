@@ -8,7 +8,11 @@ GPU (clusters): `sim_backend="physx_cuda"` runs all N envs batched in one proces
 same class of outputs.
 
 State: the robot's joint positions (qpos: 7 arm joints + 2 finger joints for the Panda), which a real arm
-reports too. Actions: the ManiSkill controller's (default `pd_ee_delta_pos`, normalized to [-1, 1]).
+reports too. Actions, by `control_mode`:
+    pd_ee_delta_pos   end-effector position deltas normalized to [-1, 1] (10 cm a step) + gripper (+1 open)
+    pd_joint_pos      absolute joint targets: 7 arm joints in rad + the finger position in m (per finger,
+                      -0.01 pressing closed .. 0.04 open), the units a Franka under ros2_control takes; the env
+                      converts the finger to ManiSkill's normalized gripper action
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ from core.camera import CameraSpec
 from training.envs.base import EnvError
 from training.envs.maniskill_tasks import INSTRUCTIONS, check_task
 from training.envs.pool import ChunkEnv, WorkerPool, limit_threads
+
+CONTROL_MODES = ("pd_ee_delta_pos", "pd_joint_pos")
+PANDA_JOINT_ACTIONS = tuple(f"panda_joint{i}" for i in range(1, 8)) + ("panda_finger_joint1",)
+"""The joint-position action dims, named as the Franka's joints (ros_ws/src/pirl_bringup/config/franka.yaml)."""
+PANDA_JOINT_LIMITS = ((-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973),
+                      (2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973))
+"""The Panda's arm joint limits in rad (ManiSkill's URDF, the same as Franka's datasheet)."""
+FINGER_RANGE = (-0.01, 0.04)
+"""The Panda gripper controller's finger target range in m (ManiSkill: -0.01 so that a thin object is pressed)."""
 
 PRIVILEGED_DIM = 64
 """Length of the privileged state vector (the longest offline Panda task, StackCube, has 48 values)."""
@@ -67,6 +80,30 @@ class ManiSkillConfig:
             raise ValueError("give at least one task")
         if self.sim_backend not in ("cpu", "physx_cuda"):
             raise ValueError(f"sim_backend must be 'cpu' or 'physx_cuda', got {self.sim_backend!r}")
+        if self.control_mode not in CONTROL_MODES:
+            raise ValueError(f"control_mode must be one of {CONTROL_MODES}, got {self.control_mode!r}")
+
+
+def finger_to_gripper_action(finger_m: np.ndarray) -> np.ndarray:
+    """Finger position (m) -> ManiSkill's normalized gripper action in [-1, 1]."""
+    lo, hi = FINGER_RANGE
+    return np.clip(2.0 * (np.asarray(finger_m) - lo) / (hi - lo) - 1.0, -1.0, 1.0)
+
+
+def gripper_action_to_finger(action: np.ndarray) -> np.ndarray:
+    """ManiSkill's normalized gripper action -> the finger position it commands (m)."""
+    lo, hi = FINGER_RANGE
+    return lo + (np.clip(np.asarray(action), -1.0, 1.0) + 1.0) / 2.0 * (hi - lo)
+
+
+def to_controller(actions: np.ndarray, control_mode: str) -> np.ndarray:
+    """pirl's actions (..., A) -> the ManiSkill controller's: the finger dim of joint-position actions from m to
+    the normalized gripper action; end-effector actions pass as they are."""
+    if control_mode != "pd_joint_pos":
+        return actions
+    out = np.array(actions, dtype=np.float32, copy=True)
+    out[..., -1] = finger_to_gripper_action(out[..., -1])
+    return out
 
 
 def _sensor_overrides(cfg: ManiSkillConfig) -> tuple[dict, CameraSpec | None]:
@@ -175,8 +212,14 @@ class ManiSkillChunkEnv(ChunkEnv):
         self._place_camera()
         return instruction_for(self.task, seed)
 
+    def joint_targets(self) -> np.ndarray:
+        """The arm joints' position targets (7,) the controller tracks after the last step: with end-effector
+        control, the IK solution of the step's action (what a scripted expert's Cartesian step means in joints)."""
+        target = self.raw.agent.controller.controllers["arm"]._target_qpos
+        return _to_numpy(target)[0].astype(np.float32)
+
     def sim_step(self, action: np.ndarray) -> tuple[float, bool, bool, bool]:
-        _, r, term, trunc, info = self.env.step(action[None])
+        _, r, term, trunc, info = self.env.step(to_controller(action, self.cfg.control_mode)[None])
         r, term = _to_numpy(r).reshape(-1), _to_numpy(term).reshape(-1).astype(bool)
         success = _to_numpy(info.get("success", False)).reshape(-1).astype(bool)
         r = r + success_bonus(r, success, term, _to_numpy(self.raw.elapsed_steps).reshape(-1), self.cfg)
@@ -283,7 +326,7 @@ class ManiSkillGPUVecEnv:
         for _, env, idx in self._groups:
             active = np.ones(len(idx), bool)
             for k in range(chunk.shape[1]):
-                action = np.where(active[:, None], chunk[idx, k], 0.0)
+                action = to_controller(np.where(active[:, None], chunk[idx, k], 0.0), self.cfg.control_mode)
                 _, r, te, tr, info = env.step(torch.as_tensor(action, device=env.unwrapped.device))
                 r, te, tr = _to_numpy(r), _to_numpy(te).astype(bool), _to_numpy(tr).astype(bool)
                 s = _to_numpy(info.get("success", np.zeros(len(idx), bool))).astype(bool)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from core.io import write_json_atomic
 from training.device import resolve_device
 from training.envs.base import EVAL_SEED_BASE, VAL_SEED_BASE
-from training.envs.factory import EnvSpec, make_vec_env
+from training.envs.factory import EnvSpec, control_mode_for, make_vec_env
 from training.eval import evaluate
 from training.policy.checkpoint import load_checkpoint, save_checkpoint
 from training.policy.policy import Policy
@@ -51,7 +51,9 @@ def _tasks_and_env(run: PPORunConfig, policy, start: str,
     env = make_vec_env(EnvSpec(tasks=tasks, num_envs=run.num_envs, image_size=policy.cfg.vision.image_size,
                                camera_names=policy.cfg.camera_names, max_episode_steps=run.max_episode_steps,
                                reward_mode=run.reward_mode, sim_backend=run.sim_backend,
-                               privileged=privileged, camera=camera))
+                               privileged=privileged, camera=camera,
+                               control_mode=control_mode_for(policy.action_space.to_dict() if policy.action_space
+                                                             else None)))
     return tasks, camera, env
 
 

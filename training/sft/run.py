@@ -13,7 +13,7 @@ import numpy as np
 from core.action_space import ActionSpace
 from training.data.demos import DemoDataset
 from training.device import resolve_device
-from training.envs.factory import EnvSpec, make_vec_env
+from training.envs.factory import EnvSpec, control_mode_for, make_vec_env
 from training.eval import evaluate
 from training.policy.checkpoint import save_checkpoint
 from training.policy.policy import Policy
@@ -82,7 +82,9 @@ class SimEval:
                                             image_size=self.policy.cfg.vision.image_size,
                                             camera_names=self.policy.cfg.camera_names,
                                             max_episode_steps=self.cfg.eval_max_episode_steps,
-                                            camera=self.camera))
+                                            camera=self.camera,
+                                            control_mode=control_mode_for(self.policy.action_space.to_dict()
+                                                                          if self.policy.action_space else None)))
         o = evaluate(self.policy, self.env, self.cfg.eval_episodes_per_env, self.cfg.eval_num_executed)["overall"]
         record = {"step": step, "success": o["success"], "ci95": o["ci95"], "n": o["n"]}
         self.history.append(record)

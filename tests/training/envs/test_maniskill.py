@@ -216,3 +216,15 @@ def test_consecutive_seeds_cover_every_phrasing():
     for task, phrases in INSTRUCTIONS.items():
         assert {instruction_for(task, s) for s in range(len(phrases))} == set(phrases)
         assert {instruction_for(task, s) for s in range(1_000_000, 1_000_000 + len(phrases))} == set(phrases)
+
+
+def test_the_finger_dim_converts_between_metres_and_the_gripper_action():
+    from training.envs.maniskill import finger_to_gripper_action, gripper_action_to_finger, to_controller
+
+    np.testing.assert_allclose(finger_to_gripper_action(np.array([-0.01, 0.015, 0.04, 0.09])), [-1, 0, 1, 1])
+    np.testing.assert_allclose(gripper_action_to_finger(finger_to_gripper_action(np.array([0.0, 0.03]))),
+                               [0.0, 0.03], atol=1e-9)
+    joints = np.array([[0.1, -0.2, 0.0, -2.0, 0.0, 1.5, 0.7, 0.04]])
+    out = to_controller(joints, "pd_joint_pos")
+    assert abs(out[0, -1] - 1.0) < 1e-6 and np.array_equal(out[0, :7], joints[0, :7].astype(np.float32))
+    assert to_controller(joints, "pd_ee_delta_pos") is joints  # end-effector actions pass unchanged

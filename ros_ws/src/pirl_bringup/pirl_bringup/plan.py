@@ -152,7 +152,10 @@ def plan(args: dict[str, str], config_dir: Path) -> Plan:
     if num_executed > engine["action_horizon"]:
         raise LaunchArgumentError(f"num_executed:={num_executed} exceeds the engine's chunk length "
                                   f"{engine['action_horizon']}")
-    safety = args.get("safety_limits") or str(arm_path.parent / arm["safety_limits"])
+    joint_engine = space.get("kind") == "joint_position"
+    # the sim Panda runs a joint-position engine under its joint controller and the Franka's joint limits
+    default_safety = "safety_franka.yaml" if robot == "sim" and joint_engine else arm["safety_limits"]
+    safety = args.get("safety_limits") or str(arm_path.parent / default_safety)
     if not Path(safety).exists():
         raise LaunchArgumentError(f"safety limits file {safety} not found")
     camera_file = args.get("camera_file", "")
@@ -168,7 +171,8 @@ def plan(args: dict[str, str], config_dir: Path) -> Plan:
     if robot == "sim":
         size = [engine["image_size"]] * 2  # what the policy saw in training: no resize
         nodes.append(NodeSpec("sim_arm_node", "pirl_sim_arm", {
-            "task": args.get("task", ARGUMENTS["task"][0]), "control_mode": arm["sim"]["control_mode"],
+            "task": args.get("task", ARGUMENTS["task"][0]),
+            "control_mode": "pd_joint_pos" if joint_engine else arm["sim"]["control_mode"],
             "camera_file": camera_file, "camera_name": cam_name, "image_size": size, "control_hz": control_hz,
             "publish_instruction": not args.get("instruction")}))
     if camera != "sim":
