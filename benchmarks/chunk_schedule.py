@@ -5,7 +5,8 @@ for camera rates and injected inference latencies (deploy.sim.dry_run: the robot
 
 Without --engine a small untrained engine shaped for the ManiSkill Panda is exported to a temporary directory
 (its actions lean "up", so the arm moves). Holds are counted once the first chunk has arrived (steady state);
-the discontinuity is mean |first action of an arriving chunk - the previous chunk's action for that tick|.
+the discontinuity is mean |first action of an arriving chunk - the previous chunk's action for that tick|,
+without and with real-time chunking (each chunk guided towards the actions committed from the current one).
 """
 
 from __future__ import annotations
@@ -63,22 +64,24 @@ def main() -> None:
     print(f"# {engine_dir} (H = {engine.chunk_shape[0]}), {args.task}, {args.seconds} s per episode, "
           f"{args.seeds} seeds")
     print("| control Hz | actions per chunk | camera Hz | latency ms | decisions/s | hold fraction (steady) | "
-          "boundary jump |\n| --- | --- | --- | --- | --- | --- | --- |")
+          "boundary jump | with RTC |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
     try:
         for control_hz, num_executed, camera_hz, latency in SETTINGS:
             holds = ticks = chunks = 0
-            jumps: list[float] = []
-            for seed in range(args.seeds):
-                loop = DryRunLoop(engine, arm, default_limits(engine), control_hz=control_hz,
-                                  num_executed=num_executed, camera_hz=camera_hz, latency_s=latency)
-                r = loop.episode(seed=seed, max_steps=int(args.seconds * control_hz))
-                first = round(latency * control_hz)  # ticks before the first chunk can arrive
-                holds, ticks = holds + r.holds_after_first_chunk, ticks + r.steps - first
-                chunks += r.chunks
-                jumps += r.discontinuities
-            jump = f"{np.mean(jumps):.3f}" if jumps else "-"
+            jumps: dict[bool, list[float]] = {False: [], True: []}
+            for rtc in (False, True):
+                for seed in range(args.seeds):
+                    loop = DryRunLoop(engine, arm, default_limits(engine), control_hz=control_hz,
+                                      num_executed=num_executed, camera_hz=camera_hz, latency_s=latency, rtc=rtc)
+                    r = loop.episode(seed=seed, max_steps=int(args.seconds * control_hz))
+                    jumps[rtc] += r.discontinuities
+                    if not rtc:
+                        first = round(latency * control_hz)  # ticks before the first chunk can arrive
+                        holds, ticks = holds + r.holds_after_first_chunk, ticks + r.steps - first
+                        chunks += r.chunks
+            off, on = (f"{np.mean(jumps[k]):.3f}" if jumps[k] else "-" for k in (False, True))
             print(f"| {control_hz:g} | {num_executed} | {camera_hz:g} | {1000 * latency:.0f} | "
-                  f"{chunks / (args.seeds * args.seconds):.1f} | {holds / ticks:.1%} | {jump} |")
+                  f"{chunks / (args.seeds * args.seconds):.1f} | {holds / ticks:.1%} | {off} | {on} |")
     finally:
         arm.close()
 

@@ -60,9 +60,10 @@ class DeterministicPolicy(nn.Module):
         super().__init__()
         self.model, self.num_steps = model, num_steps
 
-    def forward(self, images, state, tokens, token_mask, noise):
+    def forward(self, images, state, tokens, token_mask, noise, guide_actions, guide_weights):
         obs = _observation(self.model, images, state, tokens, token_mask)
-        return sample_ode(self.model, self.model.encode_prefix(obs), state, noise, self.num_steps)
+        return sample_ode(self.model, self.model.encode_prefix(obs), state, noise, self.num_steps, guide_actions,
+                          guide_weights)
 
 
 class PrefixEncoder(nn.Module):
@@ -86,20 +87,23 @@ class Denoiser(nn.Module):
         super().__init__()
         self.model, self.num_steps = model, num_steps
 
-    def forward(self, keys, values, prefix_mask, state, noise):
+    def forward(self, keys, values, prefix_mask, state, noise, guide_actions, guide_weights):
         pooled = torch.zeros(state.shape[0], self.model.cfg.prefix.width, device=state.device)  # unused here
         cache = PrefixCache(list(keys.unbind(0)), list(values.unbind(0)), prefix_mask, pooled)
-        return sample_ode(self.model, cache, state, noise, self.num_steps)
+        return sample_ode(self.model, cache, state, noise, self.num_steps, guide_actions, guide_weights)
 
 
 def graph_inputs(policy: Policy, obs: dict, noise: np.ndarray) -> dict[str, np.ndarray]:
-    """The one-graph inputs for a raw observation batch (what the runtime computes without torch)."""
+    """The one-graph inputs for a raw observation batch (what the runtime computes without torch), unguided."""
     inputs = policy.prepare(obs)
     cams = policy.cfg.camera_names
     return {"images": np.stack([inputs.images[c].numpy() for c in cams], axis=1),
             "state": inputs.state.numpy(), "tokens": inputs.tokens.numpy(),
-            "token_mask": inputs.token_mask.numpy(), "noise": noise.astype(np.float32)}
+            "token_mask": inputs.token_mask.numpy(), "noise": noise.astype(np.float32),
+            "guide_actions": np.zeros_like(noise, np.float32), "guide_weights": np.zeros(noise.shape[:2], np.float32)}
 
+
+GUIDE_INPUTS = ("guide_actions", "guide_weights")
 
 # ONNX files are protobufs, limited to 2 GB: above this the weights go to `<graph>.onnx.data` beside the graph.
 EXTERNAL_DATA_BYTES = 1 << 30
@@ -138,17 +142,18 @@ def export_onnx(policy: Policy, out: Path, graph: str, num_steps: int) -> list[s
     t = {k: torch.as_tensor(v) for k, v in example.items()}
     if graph == "one":
         _export(DeterministicPolicy(model, num_steps), (t["images"], t["state"], t["tokens"], t["token_mask"],
-                                                         t["noise"]),
-                ["images", "state", "tokens", "token_mask", "noise"], ["actions"], out / "policy.onnx")
+                                                         t["noise"], t["guide_actions"], t["guide_weights"]),
+                ["images", "state", "tokens", "token_mask", "noise", *GUIDE_INPUTS], ["actions"], out / "policy.onnx")
         return _graph_files(out)
     if graph == "two":
         _export(PrefixEncoder(model), (t["images"], t["tokens"], t["token_mask"]),
                 ["images", "tokens", "token_mask"], ["keys", "values", "prefix_mask"], out / "prefix.onnx")
         with torch.no_grad():
             keys, values, mask = PrefixEncoder(model)(t["images"], t["tokens"], t["token_mask"])
-        _export(Denoiser(model, num_steps), (keys, values, mask, t["state"], t["noise"]),
-                ["keys", "values", "prefix_mask", "state", "noise"], ["actions"], out / "denoise.onnx",
-                batch_dims=(1, 1, 0, 0, 0))  # the KV cache's batch is dim 1 (dim 0 is the layer)
+        _export(Denoiser(model, num_steps), (keys, values, mask, t["state"], t["noise"], t["guide_actions"],
+                                             t["guide_weights"]),
+                ["keys", "values", "prefix_mask", "state", "noise", *GUIDE_INPUTS], ["actions"], out / "denoise.onnx",
+                batch_dims=(1, 1, 0, 0, 0, 0, 0))  # the KV cache's batch is dim 1 (dim 0 is the layer)
         return _graph_files(out)
     raise ValueError(f"graph must be 'one' or 'two', got {graph!r}")
 
@@ -163,7 +168,11 @@ def engine_spec(policy: Policy, checkpoint: Path, graph: str, files: list[str], 
                    "state": {"shape": ["batch", cfg.state_dim], "dtype": "float32"},
                    "tokens": {"shape": ["batch", cfg.max_token_len], "dtype": "int64"},
                    "token_mask": {"shape": ["batch", cfg.max_token_len], "dtype": "bool"},
-                   "noise": {"shape": ["batch", cfg.action_horizon, cfg.action_dim], "dtype": "float32"}},
+                   "noise": {"shape": ["batch", cfg.action_horizon, cfg.action_dim], "dtype": "float32"},
+                   # real-time chunking: committed actions (normalized, padded) and their weights; zeros: none
+                   "guide_actions": {"shape": ["batch", cfg.action_horizon, cfg.action_dim], "dtype": "float32"},
+                   "guide_weights": {"shape": ["batch", cfg.action_horizon], "dtype": "float32"}},
+        "rtc": True,
         "outputs": {"actions": {"shape": ["batch", cfg.action_horizon, cfg.action_dim], "dtype": "float32"}},
         "cameras": list(cfg.camera_names),
         "image_size": s,
@@ -200,19 +209,25 @@ def check_parity(policy: Policy, engine_dir: Path, num_steps: int, batches: tupl
     cases = []
     for b in batches:
         obs = fake_obs(policy.cfg, batch=b, state_dim=policy.norm_stats.state.dim, seed=b)
-        noise = np.random.default_rng(b).standard_normal(
-            (b, policy.cfg.action_horizon, policy.cfg.action_dim)).astype(np.float32)
+        rng = np.random.default_rng(b)
+        shape = (b, policy.cfg.action_horizon, policy.cfg.action_dim)
+        noise = rng.standard_normal(shape).astype(np.float32)
+        # real-time chunking's inputs too: the first sample unguided, the others with random guidance
+        guide = rng.standard_normal(shape).astype(np.float32)
+        weights = rng.uniform(0, 1, shape[:2]).astype(np.float32)
+        weights[0] = 0.0
         with torch.no_grad():
             inputs = policy.prepare(obs)
             ref = sample_ode(policy.model, policy.model.encode_prefix(inputs), inputs.state,
-                             torch.as_tensor(noise), num_steps).numpy()
-        cases.append((obs, noise, ref))
+                             torch.as_tensor(noise), num_steps, torch.as_tensor(guide),
+                             torch.as_tensor(weights)).numpy()
+        cases.append((obs, noise, guide, weights, ref))
     if release_model:
         policy.model.to("meta")
     engine = load_engine(engine_dir, backends=("onnxruntime",), providers=("CPUExecutionProvider",))
     worst = 0.0
-    for obs, noise, ref in cases:
-        got = engine.infer_normalized(engine.prepare(obs), noise)
+    for obs, noise, guide, weights, ref in cases:
+        got = engine.infer_normalized(engine.prepare(obs), noise, guide, weights)
         worst = max(worst, float(np.abs(got - ref).max()))
     return worst
 
@@ -279,7 +294,7 @@ def check_parity_tensorrt(policy: Policy, engine_dir: Path, num_steps: int) -> f
         inputs = policy.prepare(obs)
         ref = sample_ode(policy.model, policy.model.encode_prefix(inputs), inputs.state, torch.as_tensor(noise),
                          num_steps).numpy()
-    return float(np.abs(engine.infer_normalized(engine.prepare(obs), noise) - ref).max())
+    return float(np.abs(engine.infer_normalized(engine.prepare(obs), noise) - ref).max())  # unguided
 
 
 def export_engine(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> dict:

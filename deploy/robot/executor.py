@@ -102,6 +102,29 @@ class ChunkExecutor:
         i = self._index(c, now)
         return c.actions[i].copy() if 0 <= i < len(c.actions) else None
 
+    def guide(self, now: float, horizon: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Real-time chunking's guidance for a chunk observed at `now`: the newest chunk's actions for the new
+        chunk's times (H, A), and their weights (H,): 1 for the actions that will run before the new chunk
+        arrives (the expected latency), then decaying exponentially to 0 over the rest of the overlap (RTC's
+        soft mask), 0 where the current chunk has no action. None without a chunk."""
+        if not self._chunks:
+            return None
+        c = self._chunks[-1]
+        start = self._index(c, now)
+        overlap = max(0, min(horizon, len(c.actions) - start))
+        if overlap == 0 or start < 0:
+            return None
+        actions = np.zeros((horizon, c.actions.shape[1]))
+        actions[:overlap] = c.actions[start:start + overlap]
+        actions[overlap:] = c.actions[-1]  # unused (weight 0); keeps the input finite
+        d = min(int(np.ceil(self.expected_latency() * self.control_hz - 1e-9)), overlap)
+        weights = np.zeros(horizon)
+        weights[:d] = 1.0
+        rest = np.arange(d, overlap)
+        ci = (overlap - rest) / (overlap - d + 1)
+        weights[d:overlap] = ci * (np.exp(ci) - 1) / (np.e - 1)
+        return actions, weights
+
     def needs_chunk(self, now: float) -> bool:
         """True from the tick at which a chunk asked for now would arrive (at the expected latency) when the
         newest chunk has run `num_executed` actions since it arrived (or when there is no chunk)."""

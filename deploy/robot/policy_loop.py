@@ -132,7 +132,9 @@ class PolicyRunner:
         return {"images": {c: self._images[c][0][None] for c in self.cameras},
                 "state": self._joints[0][None], "instruction": [self.instruction]}
 
-    def step(self, now: float) -> Chunk:
+    def step(self, now: float, guide: tuple[np.ndarray, np.ndarray] | None = None) -> Chunk:
+        """A chunk from the latest inputs; `guide` (committed actions (H, A), weights (H,)) for real-time
+        chunking (`ChunkExecutor.guide`)."""
         self.check(now)
         # The observation's time is that of its newest input (the joint state, read at the control rate): action
         # 0 continues from that state, as in training, where images and state are taken at the decision point.
@@ -141,7 +143,8 @@ class PolicyRunner:
         stamp = max([self._joints[1], *(self._images[c][1] for c in self.cameras)])  # type: ignore[index]
         t0 = time.perf_counter()
         try:
-            actions = self.engine.infer(self.observation())[0]
+            batch_guide = None if guide is None else (guide[0][None], guide[1][None])
+            actions = self.engine.infer(self.observation(), guide=batch_guide)[0]
         except (ObservationError, EngineError) as e:
             raise RefusedChunk(f"{type(e).__name__}: {e}") from e
         return Chunk(actions, stamp, time.perf_counter() - t0, self.instruction or "")

@@ -213,20 +213,49 @@ class Engine:
         _finite_or_raise(noise, "the initial noise", ObservationError)
         return noise
 
-    def infer_normalized(self, inputs: GraphInputs, noise: np.ndarray) -> np.ndarray:
-        """Graph inputs + initial noise (N, H, A_pad) -> normalized, padded actions (N, H, A_pad)."""
+    @property
+    def rtc(self) -> bool:
+        """Whether the graph takes real-time chunking's guidance (engines exported since it exists)."""
+        return bool(self.spec.get("rtc"))
+
+    def _guide(self, guide: tuple[np.ndarray, np.ndarray] | None, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(committed actions (N, H, A) in env units, weights (N, H)) -> normalized, padded graph inputs."""
+        h, a_pad = self.chunk_shape
+        if guide is None:
+            return np.zeros((batch, h, a_pad), np.float32), np.zeros((batch, h), np.float32)
+        if not self.rtc:
+            raise EngineError(f"{self.directory} was exported before real-time chunking: re-export it to guide chunks")
+        actions, weights = (np.asarray(g, np.float64) for g in guide)
+        if actions.shape != (batch, h, self.action_dim) or weights.shape != (batch, h):
+            raise ObservationError(f"guidance must be actions {(batch, h, self.action_dim)} and weights {(batch, h)}, "
+                                   f"got {actions.shape} and {weights.shape}")
+        _finite_or_raise(actions, "the guidance actions", ObservationError)
+        if not (np.isfinite(weights).all() and weights.min() >= 0 and weights.max() <= 1):
+            raise ObservationError("guidance weights must lie in [0, 1]")
+        ns = self.norm_stats
+        normalized = pad_last(normalize(actions, ns.actions, ns.mode), a_pad).astype(np.float32)
+        return normalized, weights.astype(np.float32)
+
+    def infer_normalized(self, inputs: GraphInputs, noise: np.ndarray, guide_actions: np.ndarray | None = None,
+                         guide_weights: np.ndarray | None = None) -> np.ndarray:
+        """Graph inputs + initial noise (N, H, A_pad) [+ normalized guidance (N, H, A_pad), weights (N, H)] ->
+        normalized, padded actions (N, H, A_pad)."""
         noise = self._check_noise(noise, inputs.batch_size)
-        actions = np.asarray(self._backend.run(inputs, noise))
+        if guide_actions is None or guide_weights is None:
+            guide_actions, guide_weights = self._guide(None, inputs.batch_size)
+        actions = np.asarray(self._backend.run(inputs, noise, guide_actions, guide_weights))
         _finite_or_raise(actions, "the engine's (normalized) action chunk", NonFiniteActions)
         return actions
 
-    def infer(self, obs: dict[str, Any], noise: np.ndarray | None = None) -> np.ndarray:
+    def infer(self, obs: dict[str, Any], noise: np.ndarray | None = None,
+              guide: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Observation batch -> action chunk float32 (N, H, A) in the env's units. Raises ObservationError for
-        bad input and NonFiniteActions (an EngineError) rather than ever returning a NaN or inf."""
+        bad input and NonFiniteActions (an EngineError) rather than ever returning a NaN or inf. `guide`:
+        real-time chunking's (committed actions (N, H, A) in env units, weights (N, H) in [0, 1])."""
         inputs = self.prepare(obs)
         if noise is None:
             noise = self._rng.standard_normal((inputs.batch_size, *self.chunk_shape)).astype(np.float32)
-        actions = self.infer_normalized(inputs, noise)
+        actions = self.infer_normalized(inputs, noise, *self._guide(guide, inputs.batch_size))
         ns = self.norm_stats
         with np.errstate(over="ignore", invalid="ignore"):
             chunk = unnormalize(actions[..., : ns.actions.dim], ns.actions, ns.mode).astype(np.float32)
@@ -252,14 +281,19 @@ class OnnxBackend:
         self.sessions = [ort.InferenceSession(str(directory / f), opts, providers=chosen) for f in files]
         self.provider = self.sessions[0].get_providers()[0]
 
-    def run(self, x: GraphInputs, noise: np.ndarray) -> np.ndarray:
+    def run(self, x: GraphInputs, noise: np.ndarray, guide_actions: np.ndarray, guide_weights: np.ndarray
+            ) -> np.ndarray:
+        denoiser = self.sessions[-1]
+        guide = {"guide_actions": guide_actions, "guide_weights": guide_weights}
+        if not {i.name for i in denoiser.get_inputs()} >= set(guide):
+            guide = {}  # an engine exported before real-time chunking (Engine refuses guidance for it)
         if self.graph == "one":
-            return self.sessions[0].run(["actions"], {"images": x.images, "state": x.state, "tokens": x.tokens,
-                                                      "token_mask": x.token_mask, "noise": noise})[0]
+            return denoiser.run(["actions"], {"images": x.images, "state": x.state, "tokens": x.tokens,
+                                              "token_mask": x.token_mask, "noise": noise, **guide})[0]
         keys, values, mask = self.sessions[0].run(None, {"images": x.images, "tokens": x.tokens,
                                                          "token_mask": x.token_mask})
-        return self.sessions[1].run(["actions"], {"keys": keys, "values": values, "prefix_mask": mask,
-                                                  "state": x.state, "noise": noise})[0]
+        return denoiser.run(["actions"], {"keys": keys, "values": values, "prefix_mask": mask,
+                                          "state": x.state, "noise": noise, **guide})[0]
 
 
 def load_engine(directory: str | Path, backends: tuple[str, ...] = ("tensorrt", "onnxruntime"),

@@ -88,10 +88,11 @@ class TensorRTBackend:
         self.stream = _check(self.cudart.cudaStreamCreate())
         self.spec = spec
 
-    def run(self, x, noise: np.ndarray) -> np.ndarray:
+    def run(self, x, noise: np.ndarray, guide_actions: np.ndarray, guide_weights: np.ndarray) -> np.ndarray:
         cudart = self.cudart
         host = {"images": x.images, "state": x.state, "tokens": x.tokens, "token_mask": x.token_mask,
-                "noise": noise}
+                "noise": noise, "guide_actions": guide_actions, "guide_weights": guide_weights}
+        host = {k: v for k, v in host.items() if k in self.spec["inputs"]}  # engines from before guidance
         out = np.empty(noise.shape, np.float32)
         buffers = []
         try:

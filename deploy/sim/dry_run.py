@@ -48,8 +48,9 @@ class DryRunResult:
 
 class DryRunLoop:
     def __init__(self, engine: Engine, arm: SimArm, limits: SafetyLimits, control_hz: float = 20.0,
-                 num_executed: int = 5, camera_hz: float = 30.0, latency_s: float = 0.0):
-        """`camera_hz`: the camera's frame rate; `latency_s`: the injected inference + transport time."""
+                 num_executed: int = 5, camera_hz: float = 30.0, latency_s: float = 0.0, rtc: bool = False):
+        """`camera_hz`: the camera's frame rate; `latency_s`: the injected inference + transport time; `rtc`:
+        real-time chunking (each chunk guided towards the actions already committed from the current one)."""
         if camera_hz <= 0 or latency_s < 0:
             raise ValueError(f"camera_hz must be > 0 and latency_s >= 0, got {camera_hz} and {latency_s}")
         names = (engine.spec.get("action_space") or {}).get("names") or [f"a{i}" for i in range(engine.action_dim)]
@@ -59,7 +60,7 @@ class DryRunLoop:
         self.controller = ArmController(ChunkExecutor(SafetyFilter(limits, control_hz), control_hz, num_executed),
                                         names,
                                         joint_state_timeout_s=2.0 / control_hz, chunk_timeout_s=2.0)
-        self.action_names, self.camera_hz, self.latency_s = tuple(names), camera_hz, latency_s
+        self.action_names, self.camera_hz, self.latency_s, self.rtc = tuple(names), camera_hz, latency_s, rtc
 
     def episode(self, seed: int, max_steps: int, instruction: str | None = None,
                 stop: Callable[[int], bool] | None = None) -> DryRunResult:
@@ -87,7 +88,8 @@ class DryRunLoop:
             self._deliver(in_flight, now, result)  # chunks whose inference has finished by now
             if self.controller.wants_chunk(now):
                 try:
-                    in_flight.append((now + self.latency_s, self.runner.step(now)))
+                    guide = self.controller.executor.guide(now, self.engine.action_horizon) if self.rtc else None
+                    in_flight.append((now + self.latency_s, self.runner.step(now, guide)))
                 except NoChunk:
                     pass  # the executor asks again; the arm holds if its chunk runs out meanwhile
                 self._deliver(in_flight, now, result)  # with no latency, at once

@@ -68,13 +68,24 @@ def reduce_log_prob(term_log_probs: Tensor, term_mask: Tensor, elem_mask: Tensor
 
 
 @torch.no_grad()
-def sample_ode(model: FlowVLA, cache: PrefixCache, state: Tensor, noise: Tensor, num_steps: int) -> Tensor:
-    """The deterministic policy: K Euler steps from x_0 = noise (B, H, A) at t=1 to the action at t=0."""
+def sample_ode(model: FlowVLA, cache: PrefixCache, state: Tensor, noise: Tensor, num_steps: int,
+               guide_actions: Tensor | None = None, guide_weights: Tensor | None = None) -> Tensor:
+    """The deterministic policy: K Euler steps from x_0 = noise (B, H, A) at t=1 to the action at t=0.
+
+    Real-time chunking (optional): `guide_actions` (B, H, A), the actions already committed for the chunk's
+    times (normalized), and `guide_weights` (B, H) in [0, 1] inpaint them. After every step the sample moves
+    by w towards the point of the straight noise-to-action path at the new time, t' noise + (1 - t') guide, so
+    at t = 0 an action with w = 1 is the committed one and w = 0 leaves the policy's own; in between the
+    velocity field blends the two (RTC's soft masking, with replacement instead of a vector-Jacobian guidance
+    term, so the exported graph stays plain arithmetic). Zero weights give the unguided result exactly."""
     ts = time_grid(num_steps, noise.device)
     x = noise
     for i in range(num_steps):
         t = ts[i].expand(x.shape[0])
         x = ode_step(x, model.velocity(cache, state, x, t).velocity, t, ts[i] - ts[i + 1])
+        if guide_actions is not None and guide_weights is not None:
+            t_next = ts[i + 1]
+            x = x + guide_weights[:, :, None] * (t_next * noise + (1 - t_next) * guide_actions - x)
     return x
 
 

@@ -146,7 +146,7 @@ def test_a_non_finite_chunk_is_never_returned(exported, tmp_path):
         load_engine(engine_dir).infer(_obs())
 
     class NaNGraph:  # test double: a graph that computes NaN (as a broken TensorRT build might)
-        def run(self, inputs, noise):
+        def run(self, inputs, noise, guide_actions, guide_weights):
             out = np.zeros_like(noise)
             out[0, 4, 5] = np.nan
             return out
@@ -232,3 +232,28 @@ def test_garbage_in_a_hashed_file_is_an_engine_error(exported, tmp_path, name, c
     _rehash(engine_dir)
     with pytest.raises(EngineError, match=message):
         load_engine(engine_dir)
+
+
+def test_real_time_chunking_guidance_reaches_the_graph(exported):
+    """The engine takes RTC's guidance in env units: weight 1 returns the committed actions, weight 0 the free
+    chunk; malformed guidance is an ObservationError, and guidance for an engine without it an EngineError."""
+    engine = load_engine(exported("one"))
+    assert engine.rtc
+    noise = np.random.default_rng(1).standard_normal((2, *engine.chunk_shape)).astype(np.float32)
+    free = engine.infer(_obs(), noise=noise)
+    h, a = engine.action_horizon, engine.action_dim
+    committed = np.random.default_rng(2).uniform(-1, 1, (2, h, a))
+    weights = np.zeros((2, h))
+    weights[:, :3] = 1.0
+    guided = engine.infer(_obs(), noise=noise, guide=(committed, weights))
+    np.testing.assert_allclose(guided[:, :3], committed[:, :3], atol=1e-4)
+    assert not np.allclose(guided[:, :3], free[:, :3], atol=1e-2)
+    np.testing.assert_allclose(engine.infer(_obs(), noise=noise, guide=(committed, np.zeros((2, h)))), free,
+                               atol=1e-6)
+    with pytest.raises(ObservationError, match=r"weights must lie in \[0, 1\]"):
+        engine.infer(_obs(), noise=noise, guide=(committed, weights * 2))
+    with pytest.raises(ObservationError, match="guidance must be actions"):
+        engine.infer(_obs(), noise=noise, guide=(committed[:, :, :2], weights))
+    engine.spec = {**engine.spec, "rtc": False}  # as an engine exported before guidance existed
+    with pytest.raises(EngineError, match="re-export it to guide chunks"):
+        engine.infer(_obs(), noise=noise, guide=(committed, weights))

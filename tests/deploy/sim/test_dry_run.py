@@ -63,3 +63,28 @@ def test_no_hold_in_steady_state_with_a_30_hz_camera_and_100_ms_latency(panda_en
     assert len(result.frames) == pytest.approx(min(30.0, control_hz) * 1.5, abs=2)  # frames wait for a tick
     if num_executed / control_hz + 0.1 < 10 / control_hz:  # chunks overlap: each boundary's jump is measured
         assert len(result.discontinuities) == result.chunks - 1
+
+
+@pytest.mark.slow
+def test_real_time_chunking_shrinks_the_jump_at_chunk_boundaries(panda_engine_dir):
+    """With each chunk guided towards the actions already committed from the current one, the first action of
+    an arriving chunk is much closer to what the arm was about to do."""
+    from deploy.robot.runtime import load_engine
+    from deploy.robot.safety import SafetyLimits
+    from deploy.sim.arm import SimArm, SimArmConfig
+    from deploy.sim.dry_run import DryRunLoop
+
+    arm = SimArm(SimArmConfig(task="PushCube-v1", image_size=(PANDA_SIZE, PANDA_SIZE)))
+    limits = SafetyLimits("ee_delta_pose", lower=(-1.0,) * 4, upper=(1.0,) * 4, gripper_index=3)
+    jumps = {}
+    try:
+        engine = load_engine(panda_engine_dir, backends=("onnxruntime",))
+        for rtc in (False, True):
+            loop = DryRunLoop(engine, arm, limits, control_hz=20.0, num_executed=3, camera_hz=10.0,
+                              latency_s=0.1, rtc=rtc)
+            result = loop.episode(seed=3, max_steps=40)
+            assert result.holds_after_first_chunk == 0 and len(result.discontinuities) >= 8
+            jumps[rtc] = float(np.mean(result.discontinuities))
+    finally:
+        arm.close()
+    assert jumps[True] < 0.5 * jumps[False], jumps

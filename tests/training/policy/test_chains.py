@@ -143,3 +143,21 @@ def test_sampler_config_guards_the_paper_failure_modes():
     assert annealed.noise_level_at(0) == pytest.approx(0.7)
     assert annealed.noise_level_at(200) == pytest.approx(0.5)
     assert annealed.noise_level_at(10_000) == pytest.approx(0.3)
+
+
+def test_guided_ode_keeps_unguided_actions_and_pins_fully_weighted_ones(setup):
+    """Real-time chunking's inpainting: zero weights change nothing (bit for bit), weight 1 ends exactly on the
+    committed action, and a weight in between lands between the free and the committed action."""
+    model, obs, cache = setup
+    b, h, a = obs.state.shape[0], model.cfg.action_horizon, model.cfg.action_dim
+    noise = torch.randn(b, h, a, generator=torch.Generator().manual_seed(3))
+    guide = torch.randn(b, h, a, generator=torch.Generator().manual_seed(4))
+    free = sample_ode(model, cache, obs.state, noise, 4)
+    assert torch.equal(sample_ode(model, cache, obs.state, noise, 4, guide, torch.zeros(b, h)), free)
+    weights = torch.zeros(b, h)
+    weights[:, :2] = 1.0
+    weights[:, 2] = 0.5
+    guided = sample_ode(model, cache, obs.state, noise, 4, guide, weights)
+    torch.testing.assert_close(guided[:, :2], guide[:, :2])
+    between = (guided[:, 2] - free[:, 2]) / (guide[:, 2] - free[:, 2])
+    assert ((between > 0) & (between < 1)).float().mean() > 0.9  # pulled part of the way (the field moves too)
