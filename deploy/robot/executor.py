@@ -33,6 +33,27 @@ class _Chunk:
     arrived: float  # when the executor got it (stamp when unknown)
 
 
+def rtc_guide(actions: np.ndarray, stamp: float, now: float, control_hz: float, latency_s: float,
+              horizon: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Real-time chunking's guidance for a chunk observed at `now`, from the chunk being executed (`actions`
+    (H, A) observed at `stamp`): its actions for the new chunk's times (horizon, A) and their weights
+    (horizon,): 1 for the actions that will run before the new chunk arrives (`latency_s`), then decaying
+    exponentially to 0 over the rest of the overlap (RTC's soft mask, Black et al. 2025), 0 where the current
+    chunk has no action. None when the current chunk has no action left."""
+    start = int(np.floor((now - stamp) * control_hz + 1e-9))
+    overlap = max(0, min(horizon, len(actions) - start))
+    if overlap == 0 or start < 0:
+        return None
+    guide = np.repeat(actions[-1:], horizon, axis=0).astype(np.float64)  # past the overlap: weight 0
+    guide[:overlap] = actions[start:start + overlap]
+    d = min(int(np.ceil(latency_s * control_hz - 1e-9)), overlap)
+    weights = np.zeros(horizon)
+    weights[:d] = 1.0
+    ci = (overlap - np.arange(d, overlap)) / (overlap - d + 1)
+    weights[d:overlap] = ci * (np.exp(ci) - 1) / (np.e - 1)
+    return guide, weights
+
+
 @dataclass
 class ChunkExecutor:
     safety: SafetyFilter
@@ -103,27 +124,11 @@ class ChunkExecutor:
         return c.actions[i].copy() if 0 <= i < len(c.actions) else None
 
     def guide(self, now: float, horizon: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """Real-time chunking's guidance for a chunk observed at `now`: the newest chunk's actions for the new
-        chunk's times (H, A), and their weights (H,): 1 for the actions that will run before the new chunk
-        arrives (the expected latency), then decaying exponentially to 0 over the rest of the overlap (RTC's
-        soft mask), 0 where the current chunk has no action. None without a chunk."""
+        """Real-time chunking's guidance for a chunk observed at `now` (`rtc_guide` of the newest chunk)."""
         if not self._chunks:
             return None
         c = self._chunks[-1]
-        start = self._index(c, now)
-        overlap = max(0, min(horizon, len(c.actions) - start))
-        if overlap == 0 or start < 0:
-            return None
-        actions = np.zeros((horizon, c.actions.shape[1]))
-        actions[:overlap] = c.actions[start:start + overlap]
-        actions[overlap:] = c.actions[-1]  # unused (weight 0); keeps the input finite
-        d = min(int(np.ceil(self.expected_latency() * self.control_hz - 1e-9)), overlap)
-        weights = np.zeros(horizon)
-        weights[:d] = 1.0
-        rest = np.arange(d, overlap)
-        ci = (overlap - rest) / (overlap - d + 1)
-        weights[d:overlap] = ci * (np.exp(ci) - 1) / (np.e - 1)
-        return actions, weights
+        return rtc_guide(c.actions, c.stamp, now, self.control_hz, self.expected_latency(), horizon)
 
     def needs_chunk(self, now: float) -> bool:
         """True from the tick at which a chunk asked for now would arrive (at the expected latency) when the

@@ -53,6 +53,8 @@ class DryRunLoop:
         real-time chunking (each chunk guided towards the actions already committed from the current one)."""
         if camera_hz <= 0 or latency_s < 0:
             raise ValueError(f"camera_hz must be > 0 and latency_s >= 0, got {camera_hz} and {latency_s}")
+        if rtc and not engine.rtc:
+            raise ValueError(f"{engine.directory} was exported before real-time chunking; re-export it for rtc")
         names = (engine.spec.get("action_space") or {}).get("names") or [f"a{i}" for i in range(engine.action_dim)]
         self.engine, self.arm, self.control_hz = engine, arm, control_hz
         self.runner = PolicyRunner(engine, arm.joint_names[: int(engine.spec["state_dim"])], max_age_s=1.0)

@@ -27,6 +27,12 @@ def test_sim_graph(tmp_path):
     assert sim.parameters["image_size"] == [64, 64] and sim.parameters["control_mode"] == "pd_ee_delta_pos"
     assert policy.parameters["action_joints"] == ["dx", "dy", "dz", "gripper"]
     assert policy.parameters["camera_file"] == ""  # the sim arm renders pinhole images: nothing to undistort
+    assert policy.parameters["rtc"] is False
+    engine = p.nodes[1].parameters["engine"]
+    assert plan({"engine": engine, "camera": "sim", "robot": "sim", "arm": "sim_panda", "rtc": "true"},
+                CONFIG).nodes[1].parameters["rtc"] is True
+    with pytest.raises(LaunchArgumentError, match="rtc:='maybe' is not true or false"):
+        plan({"engine": engine, "camera": "sim", "robot": "sim", "arm": "sim_panda", "rtc": "maybe"}, CONFIG)
     assert len(policy.parameters["state_joints"]) == 9
     assert executor.parameters["interface"] == "position_topic" and executor.parameters["autostart"] is True
     assert executor.parameters["safety_limits"].endswith("safety_sim_ee_delta.yaml")

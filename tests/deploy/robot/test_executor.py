@@ -68,3 +68,20 @@ def test_a_stale_chunk_is_dropped_and_the_arm_holds():
     ex.submit(np.full((5, 1), np.nan), stamp=2.0)  # a NaN chunk: held, never sent
     np.testing.assert_allclose(ex.tick(2.0, current), current)
     assert ex.safety.counts["non_finite"] == 1
+
+
+def test_rtc_guidance_freezes_the_latency_span_and_decays_over_the_overlap():
+    from deploy.robot.executor import rtc_guide
+
+    chunk = np.arange(10, dtype=float)[:, None]  # action i = i, observed at 0.0
+    guide, weights = rtc_guide(chunk, 0.0, now=0.4, control_hz=HZ, latency_s=0.2, horizon=8)
+    np.testing.assert_array_equal(guide[:6, 0], [4, 5, 6, 7, 8, 9])  # the new chunk's times: actions 4..9
+    assert np.all(weights[:2] == 1.0)  # runs before the new chunk arrives: frozen
+    assert np.all(np.diff(weights[2:6]) < 0) and 0 < weights[5] < weights[2] < 1  # decays over the overlap
+    assert np.all(weights[6:] == 0.0)  # the current chunk has no action there
+    assert rtc_guide(chunk, 0.0, now=1.0, control_hz=HZ, latency_s=0.2, horizon=8) is None  # nothing left
+    ex = _executor(num_executed=3, latency_s=0.2)
+    assert ex.guide(0.0, 8) is None
+    ex.submit(chunk, stamp=0.0)
+    got = ex.guide(0.4, 8)
+    assert got is not None and np.array_equal(got[1], weights)

@@ -39,6 +39,7 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "num_executed": ("5", "actions of each chunk executed before the next chunk"),
     "safety_limits": ("", "safety limits YAML ('' = the arm config's)"),
     "max_age_s": ("0.25", "the policy never runs on inputs older than this (seconds)"),
+    "rtc": ("false", "real-time chunking: guide each chunk towards the actions already committed"),
     "autostart": ("", "true: move once joint states arrive; false: call /pirl_executor/start ('' = true for sim)"),
     "record_dir": ("", "directory to record the graph's topics into with ros2 bag ('' = no recording)"),
     "task": ("PushCube-v1", "ManiSkill task of the sim arm (robot:=sim)"),
@@ -185,6 +186,7 @@ def plan(args: dict[str, str], config_dir: Path) -> Plan:
         "engine": str(Path(args["engine"]).expanduser()), "state_joints": list(arm["state_joints"]),
         "action_joints": action_joints, "control_hz": control_hz,
         "max_age_s": _number(args, "max_age_s"), "instruction": args.get("instruction", ""),
+        "rtc": _bool(args.get("rtc", ARGUMENTS["rtc"][0]), "rtc"),
         # a real camera's frames are undistorted with camera.yaml; the sim arm renders pinhole images already
         "camera_file": camera_file if camera != "sim" else ""}))
     executor_params = {"control_hz": control_hz, "action_joints": action_joints, "safety_limits": safety,

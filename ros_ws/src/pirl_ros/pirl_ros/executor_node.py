@@ -2,7 +2,7 @@
 
 Subscribes policy/chunk (JointTrajectory) and joint_states; every 1 / control_hz it asks the arm controller
 (`deploy.robot.arm_control`) for the command and sends it through the chosen interface, and publishes
-policy/request (std_msgs/Float64, the time) when the executor needs the next chunk (from its measured
+policy/request (std_msgs/Float64: the expected latency in s) when the executor needs the next chunk (from its measured
 latency), on which the policy node infers:
     position_topic            std_msgs/Float64MultiArray on arm/command (ros2_control's forward position
                               controller, or the sim arm)
@@ -109,7 +109,7 @@ class ExecutorNode(Node):
         now = now_s(self)
         if self.arm.wants_chunk(now):
             request = Float64()
-            request.data = now
+            request.data = self.arm.executor.expected_latency()  # real-time chunking's frozen span
             self.request_pub.publish(request)
         command = self.arm.tick(now)
         self._send(command, now)

@@ -10,6 +10,7 @@ executor holds the arm.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -19,7 +20,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from core.camera import CameraSpec
 from deploy.robot.camera_io import Undistorter
-from deploy.robot.policy_loop import InputError, NoChunk, PolicyRunner
+from deploy.robot.executor import rtc_guide
+from deploy.robot.policy_loop import Chunk, InputError, NoChunk, PolicyRunner
 from deploy.robot.runtime import EngineError, load_engine
 from pirl_ros.convert import fill_trajectory, from_stamp, image_from_msg, joint_state_from_msg
 from pirl_ros.params import declare
@@ -38,6 +40,7 @@ class PolicyNode(Node):
         max_age_s = declare(self, "max_age_s", 0.25)
         instruction = declare(self, "instruction", "")
         camera_file = declare(self, "camera_file", "")
+        self.rtc = declare(self, "rtc", False)
         if not engine_dir:
             raise EngineError("no engine given: set the 'engine' parameter (launch argument engine:=DIR)")
         engine = load_engine(engine_dir)
@@ -48,6 +51,9 @@ class PolicyNode(Node):
         # a real camera's frames are undistorted to camera.yaml's pinhole K, what the sim camera rendered
         undistort = {engine.cameras[0]: Undistorter.from_spec(CameraSpec.load(camera_file))} if camera_file else None
         self.runner = PolicyRunner(engine, state_joints, max_age_s=max_age_s, undistort=undistort)
+        if self.rtc and not engine.rtc:
+            raise EngineError(f"rtc:=true needs an engine exported with real-time chunking; re-export {engine_dir}")
+        self._last: Chunk | None = None
         if instruction:
             self.runner.set_instruction(instruction)
         for cam in engine.cameras:
@@ -86,18 +92,24 @@ class PolicyNode(Node):
         except InputError as e:
             self.get_logger().error(str(e))
 
-    def _on_request(self, msg: Float64) -> None:
-        self._infer()
+    def _on_request(self, msg: Any) -> None:  # std_msgs/Float64 (Any: its stubs type data as a numpy scalar)
+        self._infer(latency_s=float(msg.data))
 
-    def _infer(self) -> None:
+    def _infer(self, latency_s: float) -> None:
+        now = now_s(self)
+        guide = None
+        if self.rtc and self._last is not None:  # guided towards what the executor is playing from our last chunk
+            guide = rtc_guide(self._last.actions, self._last.stamp, now, self.control_hz, latency_s,
+                              self.runner.engine.action_horizon)
         try:
-            chunk = self.runner.step(now_s(self))
+            chunk = self.runner.step(now, guide)
         except NoChunk as e:
             self.get_logger().warning(f"no chunk (the arm holds): {e}", throttle_duration_sec=2.0)
             return
         msg = fill_trajectory(JointTrajectory(), JointTrajectoryPoint, self.action_joints, chunk.actions,
                               chunk.stamp, self.control_hz)
         self.chunk_pub.publish(msg)
+        self._last = chunk
         latency = Float64()
         latency.data = chunk.latency_s * 1e3
         self.latency_pub.publish(latency)
