@@ -57,7 +57,7 @@ class PipelineConfig:
     workers: int = 2
     """Processes collecting demos."""
     methods: tuple[str, ...] = ("flow_noise",)
-    """PPO methods to run from the same SFT checkpoint (flow_noise, flow_sde); each overrides
+    """PPO methods to run from the same SFT checkpoint (flow_noise, flow_sde, fpo); each overrides
     ppo.algo.sampler.method."""
     seed: int = 0
     """Repeats the run with other randomness: demo seeds start at 1000 * seed, and seed is added to the SFT
@@ -71,8 +71,9 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if not self.tasks:
             raise ValueError("tasks is empty: name at least one ManiSkill task or LIBERO SUITE/INDEX")
-        if not self.methods or set(self.methods) - {"flow_noise", "flow_sde"}:
-            raise ValueError(f"methods must be a non-empty list of flow_noise / flow_sde, got {list(self.methods)}")
+        if not self.methods or set(self.methods) - {"flow_noise", "flow_sde", "fpo"}:
+            raise ValueError(f"methods must be a non-empty list of flow_noise / flow_sde / fpo, "
+                             f"got {list(self.methods)}")
         if self.seed < 0 or 1000 * self.seed + self.demo_episodes > EVAL_SEED_BASE:
             raise ValueError(f"seed must be in 0..{(EVAL_SEED_BASE - self.demo_episodes) // 1000} (demo seeds "
                              f"1000 * seed + i stay below the held-out seeds from {EVAL_SEED_BASE}), got {self.seed}")

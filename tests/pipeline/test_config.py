@@ -132,3 +132,23 @@ def test_a_stage_takes_its_section_of_a_pipeline_file():
     assert isinstance(cfg, PPORunConfig) and cfg.num_envs == 320 and cfg.algo.schedule == "cosine"
     sft = parse("sft", ["--config", str(CONFIGS / "maniskill_gpu.yaml")])
     assert sft.preset == "small" and sft.steps == 20000
+
+
+def test_the_rlinf_configs_hold_rlinf_published_settings():
+    """configs/rlinf_*.yaml parse into RLinf's numbers (the issue's list); each option is tested on its own in
+    tests/training/ppo/test_rlinf_options.py and together on ManiSkill in test_ppo_run.py."""
+    ms = parse("pipeline", ["--config", str(CONFIGS / "rlinf_maniskill.yaml")])
+    algo = ms.ppo.algo
+    assert ms.ppo.num_envs == 320 and algo.sampler.num_steps == 4 and ms.sft.action_horizon == 8
+    assert algo.num_executed == 5 and algo.epochs == 4 and algo.entropy_coef == 0.005
+    assert (algo.lr, algo.critic_lr) == (7.91e-6, 1.55e-4)
+    assert ms.ppo.num_envs * algo.rollout_steps == algo.minibatch_size == 5120  # one global batch per epoch
+    assert algo.sampler.log_prob_reduction == "token_level" and algo.sampler.method == "flow_noise"
+    for cfg in (ms, parse("pipeline", ["--config", str(CONFIGS / "rlinf_libero_spatial.yaml")])):
+        a = cfg.ppo.algo
+        assert (a.optimizer, a.weight_decay, a.grad_clip_mode, a.value_coef) == ("adamw", 0.01, "global", 1.0)
+        assert a.advantage_norm == "rollout" and a.bootstrap_truncation and a.critic_input == "steps_mean"
+    lib = cfg.ppo.algo
+    assert cfg.ppo.num_envs == 64 and (lib.lr, lib.critic_lr) == (5e-6, 1e-4) and lib.sampler.num_steps == 4
+    assert (lib.sampler.method, lib.sampler.noise_level, lib.sampler.resolved_chain_mode) == ("flow_sde", 0.5, "hybrid")
+    assert lib.sampler.log_prob_reduction == "mean_steps"  # RLinf's chunk_level

@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 TimeConditioning = Literal["mlp", "adarms"]
 ValueSource = Literal["expert", "prefix"]
-SamplerMethod = Literal["ode", "flow_sde", "flow_noise"]
+SamplerMethod = Literal["ode", "flow_sde", "flow_noise", "fpo"]
 ChainMode = Literal["joint", "hybrid"]
-LogProbReduction = Literal["element", "sum", "mean_steps"]
+LogProbReduction = Literal["element", "token_level", "sum", "mean_steps"]
+CriticInput = Literal["first_step", "steps_mean"]
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -167,7 +168,9 @@ class SamplerConfig:
     num_steps: int = 4
     """K: Euler denoising steps from t=1 (noise) to t=0 (action)."""
     method: SamplerMethod = "ode"
-    """"ode" (deterministic; evaluation and export), "flow_sde" or "flow_noise" (RL rollouts)."""
+    """"ode" (deterministic; evaluation and export), "flow_sde" or "flow_noise" (RL rollouts with a chain
+    likelihood), or "fpo" (Flow Policy Optimization: ODE rollouts from random noise, the ratio from
+    flow-matching losses, no chain likelihood)."""
     noise_level: float = 0.5
     """Flow-SDE a in sigma_t = a * sqrt(t / (1 - t)); 0.3..0.5 recommended."""
     noise_level_end: float | None = None
@@ -177,16 +180,26 @@ class SamplerConfig:
     """"joint" (every step stochastic) or "hybrid" (one random step stochastic). None: the method's
     default (joint for flow_noise, hybrid for flow_sde)."""
     log_prob_reduction: LogProbReduction = "mean_steps"
-    """"element" (per action element, summed over steps), "sum" (per chunk, summed over steps) or
-    "mean_steps" (per chunk, averaged over stochastic steps: piRL's tempered ratio)."""
+    """"element" (per action element, summed over steps), "token_level" (per action element, averaged over the
+    counted terms: RLinf's `logprob_type: token_level`), "sum" (per chunk, summed over steps) or "mean_steps"
+    (per chunk, averaged over the counted terms: piRL's tempered ratio, RLinf's `chunk_level`)."""
+    fpo_draws: int = 8
+    """FPO: Monte-Carlo (t, eps) draws of the flow-matching loss per chunk (the ratio's estimate)."""
+    fpo_weighting: str = "uniform"
+    """FPO: "uniform" (the paper's plain loss) or "elbo" (weight (1 - t) / t: the likelihood ratio itself for
+    an exact velocity field, with a variance that grows near t = 0)."""
 
     def __post_init__(self) -> None:
         _check(self.num_steps >= 1, f"num_steps must be >= 1, got {self.num_steps}")
-        _check(self.method in ("ode", "flow_sde", "flow_noise"), f"unknown sampler method {self.method!r}")
+        _check(self.fpo_draws >= 1, f"fpo_draws must be >= 1, got {self.fpo_draws}")
+        _check(self.fpo_weighting in ("uniform", "elbo"),
+               f"fpo_weighting must be 'uniform' or 'elbo', got {self.fpo_weighting!r}")
+        _check(self.method in ("ode", "flow_sde", "flow_noise", "fpo"), f"unknown sampler method {self.method!r}")
         _check(self.noise_level >= 0, f"noise_level must be >= 0, got {self.noise_level}")
         _check(self.chain_mode in (None, "joint", "hybrid"), f"unknown chain_mode {self.chain_mode!r}")
-        _check(self.log_prob_reduction in ("element", "sum", "mean_steps"),
-               f"unknown log_prob_reduction {self.log_prob_reduction!r}")
+        _check(self.log_prob_reduction in ("element", "token_level", "sum", "mean_steps"),
+               f"unknown log_prob_reduction {self.log_prob_reduction!r}; use 'element', 'token_level', 'sum' "
+               "or 'mean_steps'")
         if self.method == "flow_sde" and self.num_steps < 2:
             # piRL: K=1 with SDE badly distorts the action distribution (62.6% -> 9.4% train success).
             raise ValueError("flow_sde needs num_steps >= 2 (K=1 distorts the action distribution)")

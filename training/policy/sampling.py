@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from training.policy.config import LogProbReduction, SamplerConfig
+from training.policy.config import CriticInput, LogProbReduction, SamplerConfig
 from training.policy.model import FlowVLA, Observation, PrefixCache
 from training.policy.samplers import (
     draw,
@@ -53,18 +53,22 @@ def reduce_log_prob(term_log_probs: Tensor, term_mask: Tensor, elem_mask: Tensor
     """Combine per-term, per-element log-probs into what PPO's ratio uses.
 
     element     (B, H, A): summed over counted terms, zero outside `elem_mask`;
+    token_level (B, H, A): averaged over counted terms, zero outside `elem_mask` (RLinf's token_level);
     sum         (B,): summed over counted terms and masked elements (the chain's exact log-likelihood);
     mean_steps  (B,): per-term sums averaged over the counted terms (piRL's tempered ratio).
     """
     lp = term_log_probs * term_mask[:, :, None, None] * elem_mask  # (B, K + 1, H, A)
     if reduction == "element":
         return lp.sum(1)
+    if reduction == "token_level":
+        return lp.sum(1) / term_mask.sum(1).clamp(min=1)[:, None, None]
     per_term = lp.sum((2, 3))  # (B, K + 1)
     if reduction == "sum":
         return per_term.sum(1)
     if reduction == "mean_steps":
         return per_term.sum(1) / term_mask.sum(1).clamp(min=1)
-    raise ValueError(f"unknown log_prob_reduction {reduction!r}; use 'element', 'sum' or 'mean_steps'")
+    raise ValueError(f"unknown log_prob_reduction {reduction!r}; use 'element', 'token_level', 'sum' or "
+                     "'mean_steps'")
 
 
 @torch.no_grad()
@@ -111,13 +115,24 @@ def _step_params(model: FlowVLA, method: str, x: Tensor, v: Tensor, feats: Tenso
     raise ValueError(f"no stochastic step for method {method!r}")
 
 
+def critic_value(model: FlowVLA, cache: PrefixCache, step_features: list[Tensor], critic_input: CriticInput,
+                 critic_tokens: int | None) -> Tensor:
+    """The policy critic's value (B,) from the action-expert features of a chain's steps, each (B, H, W):
+    "first_step" reads the first step's (pirl), "steps_mean" their mean over the K steps (RLinf); either way
+    only the first `critic_tokens` action tokens (the executed ones; None: all H) are pooled. A model whose
+    value reads the prefix (pi0.5 style) ignores the features."""
+    feats = step_features[0] if critic_input == "first_step" else torch.stack(step_features).mean(0)
+    return model.value(cache, feats[:, :critic_tokens] if critic_tokens else feats)
+
+
 def sample_chain(model: FlowVLA, cache: PrefixCache, state: Tensor, cfg: SamplerConfig, *,
                  noise_level: float | None = None, noise: Tensor | None = None,
-                 generator: torch.Generator | None = None, with_value: bool = True) -> ChainSample:
+                 generator: torch.Generator | None = None, with_value: bool = True,
+                 critic_input: CriticInput = "first_step", critic_tokens: int | None = None) -> ChainSample:
     """Roll out one denoising chain per sample with the configured method, recording what PPO needs.
 
     `noise_level` overrides cfg.noise_level (for annealing). Gradients are not tracked: the learner
-    recomputes log-probs with `chain_log_probs`.
+    recomputes log-probs with `chain_log_probs`. `critic_input` / `critic_tokens`: see `critic_value`.
     """
     b, h, a, k = state.shape[0], model.cfg.action_horizon, model.cfg.action_dim, cfg.num_steps
     level = cfg.noise_level if noise_level is None else noise_level
@@ -132,7 +147,7 @@ def sample_chain(model: FlowVLA, cache: PrefixCache, state: Tensor, cfg: Sampler
         term_mask = torch.zeros(b, k + 1, dtype=torch.bool, device=device)
         mode = cfg.resolved_chain_mode
         hybrid_step = None
-        stochastic = cfg.method != "ode"
+        stochastic = cfg.method not in ("ode", "fpo")  # FPO's only randomness is the initial noise
         if stochastic and mode == "joint":
             term_lp[:, 0] = gaussian_log_prob(noise, torch.zeros_like(noise), torch.ones_like(noise))
             term_mask[:] = True
@@ -140,14 +155,13 @@ def sample_chain(model: FlowVLA, cache: PrefixCache, state: Tensor, cfg: Sampler
             hybrid_step = torch.randint(0, k, (b,), generator=generator, device=device)
             term_mask[torch.arange(b, device=device), hybrid_step + 1] = True
         entropies = []
-        value = None
+        step_features = []
         x = noise
         for i in range(k):
             t = ts[i].expand(b)
             delta = (ts[i] - ts[i + 1]).expand(b)
             out = model.velocity(cache, state, x, t)
-            if i == 0 and with_value and model.value_head is not None:
-                value = model.value(cache, out.action_features)
+            step_features.append(out.action_features)
             x_ode = ode_step(x, out.velocity, t, delta)
             active = term_mask[:, i + 1]  # (B,)
             if stochastic and bool(active.any()):
@@ -165,6 +179,9 @@ def sample_chain(model: FlowVLA, cache: PrefixCache, state: Tensor, cfg: Sampler
             else:
                 x = x_ode
             chain.append(x)
+        value = None
+        if with_value and model.value_head is not None:
+            value = critic_value(model, cache, step_features, critic_input, critic_tokens)
         entropy = None
         if entropies:
             ent_sum = sum(e * m for e, m in entropies)
@@ -174,15 +191,21 @@ def sample_chain(model: FlowVLA, cache: PrefixCache, state: Tensor, cfg: Sampler
 
 
 def chain_log_probs(model: FlowVLA, cache: PrefixCache, state: Tensor, chain: Tensor, term_mask: Tensor,
-                    method: str, noise_level: float, hybrid_step: Tensor | None = None
-                    ) -> tuple[Tensor, Tensor, Tensor | None]:
+                    method: str, noise_level: float, hybrid_step: Tensor | None = None,
+                    elem_mask: Tensor | None = None, critic_input: CriticInput = "first_step",
+                    critic_tokens: int | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
     """Recompute a stored chain's per-term log-probs under the current weights (with gradients).
 
     chain (B, K + 1, H, A); term_mask (B, K + 1). Hybrid chains (`hybrid_step` given) recompute only their
     one transition: a single network pass with per-sample times. Returns (term_log_probs (B, K + 1, H, A),
-    entropy (B,) mean over counted transitions, value (B,) or None: the critic at the first step when that
-    step is recomputed, i.e. for joint chains; callers of hybrid chains use `model.value` themselves).
+    entropy (B,): the per-element Gaussian entropy averaged over the counted transitions and the elements of
+    `elem_mask` (H, A) (the executed steps' real dims; None: all), value (B,) or None: the critic
+    (`critic_value`) when every step is recomputed, i.e. for joint chains; callers of hybrid chains use
+    `chain_value` themselves).
     """
+    ent_weight = (torch.ones(chain.shape[2:], device=chain.device) if elem_mask is None
+                  else elem_mask.to(chain.dtype))
+    ent_weight = ent_weight / ent_weight.sum()
     b, k1 = chain.shape[:2]
     k = k1 - 1
     ts = time_grid(k, chain.device)
@@ -200,21 +223,37 @@ def chain_log_probs(model: FlowVLA, cache: PrefixCache, state: Tensor, chain: Te
         out = model.velocity(cache, state, x, t)
         mean, std = _step_params(model, method, x, out.velocity, out.action_features, t, delta, noise_level, t_first)
         term_lp = term_lp.index_put((idx, hybrid_step + 1), gaussian_log_prob(x_next, mean, std))
-        entropy_terms = entropy_terms.index_put((idx, hybrid_step + 1), gaussian_entropy(std).mean((1, 2)))
+        entropy_terms = entropy_terms.index_put((idx, hybrid_step + 1),
+                                                (gaussian_entropy(std) * ent_weight).sum((1, 2)))
     else:
+        step_features = []
         for i in range(k):
-            if not term_mask[:, i + 1].any():
-                continue
             t = ts[i].expand(b)
             delta = (ts[i] - ts[i + 1]).expand(b)
             out = model.velocity(cache, state, chain[:, i], t)
-            if i == 0:
-                value = model.value(cache, out.action_features)
+            step_features.append(out.action_features)
+            if not term_mask[:, i + 1].any():
+                continue
             mean, std = _step_params(model, method, chain[:, i], out.velocity, out.action_features, t, delta,
                                      noise_level, t_first)
             term_lp[:, i + 1] = gaussian_log_prob(chain[:, i + 1], mean, std)
-            entropy_terms[:, i + 1] = gaussian_entropy(std).mean((1, 2))
+            entropy_terms[:, i + 1] = (gaussian_entropy(std) * ent_weight).sum((1, 2))
+        if model.value_head is not None:
+            value = critic_value(model, cache, step_features, critic_input, critic_tokens)
     trans_mask = term_mask.clone()
     trans_mask[:, 0] = False
     entropy = (entropy_terms * trans_mask).sum(1) / trans_mask.sum(1).clamp(min=1)
     return term_lp * term_mask[:, :, None, None], entropy, value
+
+
+def chain_value(model: FlowVLA, cache: PrefixCache, state: Tensor, chain: Tensor, critic_input: CriticInput,
+                critic_tokens: int | None) -> Tensor:
+    """The policy critic's value (B,) of stored chains (B, K + 1, H, A) whose steps were not all recomputed
+    (hybrid and FPO chains): the action-expert features are recomputed without gradients (the critic never
+    trains them) for the first step, or for every step with "steps_mean"."""
+    b, k = chain.shape[0], chain.shape[1] - 1
+    ts = time_grid(k, chain.device)
+    steps = 1 if critic_input == "first_step" else k
+    with torch.no_grad():
+        feats = [model.velocity(cache, state, chain[:, i], ts[i].expand(b)).action_features for i in range(steps)]
+    return critic_value(model, cache, feats, critic_input, critic_tokens)

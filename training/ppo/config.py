@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from training.policy.config import SamplerConfig
+from training.policy.config import CriticInput, SamplerConfig
 
 
 @dataclass(frozen=True)
 class PPOConfig:
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(method="flow_noise"))
-    """How the rollouts draw a chunk: method "flow_noise" (learned std, joint chain) or "flow_sde"
-    (a * sqrt(t / (1 - t)), hybrid chain), K, noise level, chain mode, log-prob reduction."""
+    """How the rollouts draw a chunk: method "flow_noise" (learned std, joint chain), "flow_sde"
+    (a * sqrt(t / (1 - t)), hybrid chain) or "fpo" (ODE chains, the ratio from flow-matching losses), K,
+    noise level, chain mode, log-prob reduction (RLinf's token_level ratio: "token_level")."""
     num_executed: int = 5
     """Actions executed per chunk (an outer step)."""
     rollout_steps: int = 8
@@ -33,12 +34,28 @@ class PPOConfig:
     """Keep new values within this of the rollout's (None: no clipping; dense returns of ~20 need None)."""
     huber_delta: float = 10.0
     value_coef: float = 0.5
+    """Weight of the value loss (RLinf: 1.0)."""
     entropy_coef: float = 0.005
-    """Flow-Noise only (the SDE's std is fixed)."""
+    """Flow-Noise only (the SDE's std is fixed): the noise network's Gaussian entropy over the executed steps'
+    real action dims."""
     grad_clip: float = 1.0
+    grad_clip_mode: str = "separate"
+    """"separate": the actor's and the critic's gradient norms are clipped apart, so the critic's large
+    value-loss gradients cannot shrink the actor's step; "global": one norm over both (RLinf's)."""
+    optimizer: str = "adam"
+    """"adam" or "adamw" (decoupled weight decay, RLinf's); both with betas (0.9, 0.95)."""
+    weight_decay: float = 0.0
+    """AdamW's decoupled weight decay (RLinf: 0.01); "adam" needs 0."""
     advantage_norm: str = "minibatch"
     """"minibatch": advantages normalised per minibatch (cleanrl); "task": per task over the whole rollout, so
-    that in a task mix each task's actions weigh alike, whatever the spread of its returns."""
+    that in a task mix each task's actions weigh alike, whatever the spread of its returns; "rollout": once over
+    the whole rollout, every rank's together (RLinf's)."""
+    bootstrap_truncation: bool = False
+    """At a time-limit cut (truncated, not terminated) add gamma * V(final observation) to the chunk's reward
+    (RLinf's); False: the cut ends the return like a termination."""
+    critic_input: CriticInput = "first_step"
+    """The policy critic's features (critic: policy, value_source: expert): "first_step", the action expert's
+    tokens at the chain's first step, or "steps_mean", the executed tokens' mean over the K steps (RLinf's)."""
     target_kl: float | None = 0.1
     """Stop an update's remaining minibatches once approx KL exceeds this (None: never)."""
     critic_warmup_updates: int = 2
@@ -68,12 +85,20 @@ class PPOConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.sampler.method not in ("flow_noise", "flow_sde"):
-            raise ValueError(f"sampler.method must be 'flow_noise' or 'flow_sde', got {self.sampler.method!r}")
+        if self.sampler.method not in ("flow_noise", "flow_sde", "fpo"):
+            raise ValueError(f"sampler.method must be 'flow_noise', 'flow_sde' or 'fpo', got {self.sampler.method!r}")
         if self.critic not in ("policy", "privileged"):
             raise ValueError(f"critic must be 'policy' or 'privileged', got {self.critic!r}")
-        if self.advantage_norm not in ("minibatch", "task"):
-            raise ValueError(f"advantage_norm must be 'minibatch' or 'task', got {self.advantage_norm!r}")
+        if self.advantage_norm not in ("minibatch", "task", "rollout"):
+            raise ValueError(f"advantage_norm must be 'minibatch', 'task' or 'rollout', got {self.advantage_norm!r}")
+        if self.grad_clip_mode not in ("separate", "global"):
+            raise ValueError(f"grad_clip_mode must be 'separate' or 'global', got {self.grad_clip_mode!r}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.weight_decay < 0 or (self.weight_decay > 0 and self.optimizer != "adamw"):
+            raise ValueError(f"weight_decay={self.weight_decay} needs optimizer: adamw (decoupled decay) and >= 0")
+        if self.critic_input not in ("first_step", "steps_mean"):
+            raise ValueError(f"critic_input must be 'first_step' or 'steps_mean', got {self.critic_input!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0: off; 0.95 averages about the last 20 updates), "
                              f"got {self.ema_decay}")

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from training.ppo.distributed import world_size
+
 
 def gae(rewards: Tensor, values: Tensor, dones: Tensor, last_value: Tensor, gamma: float = 0.99,
         lam: float = 0.95) -> tuple[Tensor, Tensor]:
@@ -34,6 +36,20 @@ def gae(rewards: Tensor, values: Tensor, dones: Tensor, last_value: Tensor, gamm
 
 def normalize_advantages(adv: Tensor, eps: float = 1e-8) -> Tensor:
     return (adv - adv.mean()) / (adv.std() + eps)
+
+
+def normalize_advantages_across_ranks(adv: Tensor, eps: float = 1e-8) -> Tensor:
+    """The whole rollout's advantages (B,) normalised once with the mean and std of every rank's together
+    (one process: `normalize_advantages`). Ranks hold equal-sized rollouts."""
+    n = world_size()
+    if n == 1:
+        return normalize_advantages(adv, eps)
+    moments = torch.stack([adv.mean(), (adv**2).mean()])
+    torch.distributed.all_reduce(moments)
+    mean, sq = moments / n
+    count = adv.numel() * n
+    std = ((sq - mean**2).clamp(min=0) * count / max(count - 1, 1)).sqrt()  # unbiased, as Tensor.std
+    return (adv - mean) / (std + eps)
 
 
 def normalize_advantages_by_group(adv: Tensor, group: Tensor, eps: float = 1e-8) -> Tensor:

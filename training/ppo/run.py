@@ -162,7 +162,7 @@ def run_ppo(run: PPORunConfig, progress: bool = True) -> dict:
     if learner.critic is not None:
         broadcast_parameters(learner.critic)
     collector = RolloutCollector(env, policy, sampler, cfg.num_executed, seed=cfg.seed + 1_000 * rank,
-                                 critic=learner.critic)
+                                 critic=learner.critic, critic_input=cfg.critic_input)
     meta = {"tasks": list(tasks), "ppo": asdict(run), "camera": camera}
     selector = PolicySelector(run, out, learner, meta)
     evaluations = RunEvaluations(run, env, out, {}, lead)
@@ -206,7 +206,8 @@ def run_ppo(run: PPORunConfig, progress: bool = True) -> dict:
         collector.obs = env.reset(seed=cfg.seed + (u * world + rank) * run.num_envs)
         level = sampler.noise_level_at(u)
         t0 = time.time()
-        ro = collector.collect(cfg.rollout_steps, level)
+        ro = collector.collect(cfg.rollout_steps, level,
+                               bootstrap_gamma=cfg.gamma if cfg.bootstrap_truncation else None)
         t_rollout = time.time() - t0
         stats = learner.update(ro, level)
         env_steps += ro.env_steps * world

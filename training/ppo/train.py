@@ -1,10 +1,13 @@
-"""Flow-Noise / Flow-SDE PPO for a flow-matching VLA (piRL, arXiv 2510.25889), top to bottom.
+"""Flow-Noise / Flow-SDE PPO (piRL, arXiv 2510.25889) and FPO for a flow-matching VLA, top to bottom.
 
     for update in range(updates):
-        rollout  <- T chunks per env: stochastic denoising chains, their log-probs and values
-        GAE over chunk steps; advantages normalised per batch
-        for epoch, minibatch: recompute the chains' log-probs (one pass per stochastic step, or one for a
-            hybrid chain), clipped surrogate + dual clip, clipped Huber value loss, entropy (Flow-Noise)
+        rollout  <- T chunks per env: denoising chains (stochastic, or ODE for FPO), their log-probs (FPO:
+                    minus flow-matching losses on recorded (t, eps) draws) and values
+        GAE over chunk steps (optionally bootstrapping time-limit cuts); advantages normalised per
+            minibatch, per task or once over the rollout
+        for epoch, minibatch: recompute the log-probs (one pass per stochastic step, one for a hybrid chain,
+            one per draw for FPO), clipped surrogate + dual clip, clipped Huber value loss, entropy
+            (Flow-Noise); gradients clipped per part or globally; Adam or AdamW
         (critic warm-up: value loss only for the first updates; early stop of an update on a KL limit)
 
 Only the action expert, noise network and value head train by default (the VLM prefix is frozen and its
@@ -19,16 +22,18 @@ import numpy as np
 import torch
 
 from training.policy.policy import Policy
-from training.policy.sampling import chain_log_probs, element_mask, reduce_log_prob
+from training.policy.sampling import chain_log_probs, chain_value, element_mask, reduce_log_prob
 from training.ppo.config import PPOConfig
 from training.ppo.critic import PrivilegedCritic
 from training.ppo.distributed import average_gradients, mean_across_ranks
+from training.ppo.fpo import cfm_losses, fpo_log_likelihood
 from training.ppo.losses import (
     clipped_surrogate,
     clipped_value_loss,
     explained_variance,
     gae,
     normalize_advantages,
+    normalize_advantages_across_ranks,
     normalize_advantages_by_group,
 )
 from training.ppo.rollout import Rollout, index_obs
@@ -61,8 +66,13 @@ class PPOLearner:
         critic_ids = {id(p) for p in model.value_head.parameters()} | {id(p) for p in critic}
         actor = [p for p in model.parameters() if p.requires_grad and id(p) not in critic_ids]
         self.actor_params, self.critic_params = actor, critic
-        self.opt = torch.optim.Adam([{"params": actor, "lr": cfg.lr}, {"params": critic, "lr": cfg.critic_lr}],
-                                    betas=(0.9, 0.95))
+        if cfg.critic_input != "first_step" and (self.critic is not None or policy.cfg.value_source != "expert"):
+            raise ValueError(f"critic_input: {cfg.critic_input} chooses the action-expert features of the policy's "
+                             f"value head; this run's critic is {cfg.critic!r} with value_source "
+                             f"{policy.cfg.value_source!r}: use critic_input: first_step")
+        groups = [{"params": actor, "lr": cfg.lr}, {"params": critic, "lr": cfg.critic_lr}]
+        self.opt = (torch.optim.AdamW(groups, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+                    if cfg.optimizer == "adamw" else torch.optim.Adam(groups, betas=(0.9, 0.95)))
         self.base_lrs = [cfg.lr, cfg.critic_lr]
         self.updates_done = 0
         # name -> averaged tensor of every actor weight; starts at the SFT weights, moves once the actor does
@@ -71,6 +81,7 @@ class PPOLearner:
                                              if cfg.ema_decay > 0 else {})
         self.elem_mask = element_mask(policy.cfg.action_horizon, policy.cfg.action_dim, cfg.num_executed,
                                       policy.norm_stats.actions.dim, device=policy.device)
+        self.critic_tokens = cfg.num_executed if cfg.critic_input == "steps_mean" else None
 
     def _set_lr(self) -> None:
         frac = self.updates_done / max(self.cfg.updates, 1)
@@ -79,22 +90,29 @@ class PPOLearner:
             group["lr"] = base * scale
 
     def evaluate(self, ro: Rollout, idx: torch.Tensor, noise_level: float):
-        """New log-probs, values and entropies of flattened rollout samples `idx`."""
-        model = self.policy.model
+        """New log-probs (FPO: minus the flow-matching losses), values and entropies of flattened rollout
+        samples `idx`."""
+        model, sampler = self.policy.model, self.cfg.sampler
         t_n = ro.rewards.shape
         flat = lambda x: x.reshape(t_n[0] * t_n[1], *x.shape[2:])[idx]  # noqa: E731
         obs = index_obs(ro.obs, idx)
         cache = model.encode_prefix(obs)
         chain, term_mask = flat(ro.chains), flat(ro.term_mask)
-        hybrid = flat(ro.hybrid_step) if ro.hybrid_step is not None else None
-        lp, entropy, value = chain_log_probs(model, cache, obs.state, chain, term_mask, self.cfg.sampler.method,
-                                             noise_level, hybrid_step=hybrid)
+        if sampler.method == "fpo":
+            assert ro.cfm_t is not None and ro.cfm_eps is not None
+            losses = cfm_losses(lambda x, t: model.velocity(cache, obs.state, x, t).velocity, chain[:, -1],
+                                flat(ro.cfm_t), flat(ro.cfm_eps), self.elem_mask, sampler.fpo_weighting)
+            log_prob, value, entropy = fpo_log_likelihood(losses), None, torch.zeros(len(idx), device=chain.device)
+        else:
+            hybrid = flat(ro.hybrid_step) if ro.hybrid_step is not None else None
+            lp, entropy, value = chain_log_probs(model, cache, obs.state, chain, term_mask, sampler.method,
+                                                 noise_level, hybrid_step=hybrid, elem_mask=self.elem_mask,
+                                                 critic_input=self.cfg.critic_input, critic_tokens=self.critic_tokens)
+            log_prob = reduce_log_prob(lp, term_mask, self.elem_mask, sampler.log_prob_reduction)
         if self.critic is not None:
             value = self.critic(ro.privileged[idx])
-        elif value is None:  # hybrid chains recompute one step; the critic reads the first step's features
-            first = model.velocity(cache, obs.state, chain[:, 0], torch.ones(len(idx), device=chain.device))
-            value = model.value(cache, first.action_features)
-        log_prob = reduce_log_prob(lp, term_mask, self.elem_mask, self.cfg.sampler.log_prob_reduction)
+        elif value is None:  # hybrid and FPO chains recompute no (or one) step: the critic's features anew
+            value = chain_value(model, cache, obs.state, chain, self.cfg.critic_input, self.critic_tokens)
         return log_prob, value, entropy
 
     def update(self, ro: Rollout, noise_level: float) -> dict[str, float]:
@@ -108,6 +126,9 @@ class PPOLearner:
         per_task = cfg.advantage_norm == "task" and ro.env_task is not None
         if per_task:
             flat_adv = normalize_advantages_by_group(flat_adv, ro.sample_tasks())
+        elif cfg.advantage_norm == "rollout":
+            flat_adv = normalize_advantages_across_ranks(flat_adv)
+        normalized = per_task or cfg.advantage_norm == "rollout"
         if self.critic is not None:
             self._fit_critic(ro.privileged, flat_ret, gen_seed=cfg.seed * 100_003 + self.updates_done)
         # (B,) chain log-probs, or (B, H, A) with the "element" reduction (a ratio per executed action element)
@@ -124,7 +145,7 @@ class PPOLearner:
             for start in range(0, ro.size, cfg.minibatch_size):
                 idx = perm[start: start + cfg.minibatch_size]
                 log_prob, value, entropy = self.evaluate(ro, idx, noise_level)
-                a = flat_adv[idx] if per_task or len(idx) < 2 else normalize_advantages(flat_adv[idx])
+                a = flat_adv[idx] if normalized or len(idx) < 2 else normalize_advantages(flat_adv[idx])
                 if log_prob.dim() == 3:  # per element: only executed steps x real dims count
                     keep = self.elem_mask.bool()
                     pg_loss, pg_stats = clipped_surrogate(log_prob[:, keep], old_lp[idx][:, keep], a[:, None],
@@ -137,7 +158,7 @@ class PPOLearner:
                     loss = cfg.value_coef * v_loss
                 else:
                     loss = pg_loss + cfg.value_coef * v_loss
-                    if cfg.sampler.method == "flow_noise":
+                    if cfg.sampler.method == "flow_noise":  # the other methods' noise is fixed
                         loss = loss - cfg.entropy_coef * ent
                     if self.bc_demos is not None:
                         bc_loss = self._bc_loss(gen)
@@ -146,9 +167,7 @@ class PPOLearner:
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 average_gradients(self.actor_params + self.critic_params)  # no-op on one process
-                # Clipped apart: the critic's large value-loss gradients must not shrink the actor's step.
-                actor_norm = torch.nn.utils.clip_grad_norm_(self.actor_params, cfg.grad_clip)
-                torch.nn.utils.clip_grad_norm_(self.critic_params, cfg.grad_clip)
+                actor_norm = self.clip_gradients()
                 self.opt.step()
                 for k, v in (("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", ent),
                              ("approx_kl", pg_stats["approx_kl"]), ("clipfrac", pg_stats["clipfrac"]),
@@ -171,6 +190,18 @@ class PPOLearner:
         out.update(explained_variance=explained_variance(old_v, flat_ret), critic_warmup=float(warmup),
                    kl_stop=float(stopped_early), lr=self.opt.param_groups[0]["lr"])
         return out
+
+    def clip_gradients(self) -> torch.Tensor:
+        """Clip the step's gradients (`grad_clip_mode`); returns the actor's norm before clipping."""
+        cfg = self.cfg
+        if cfg.grad_clip_mode == "global":
+            actor_norm = torch.nn.utils.get_total_norm([p.grad for p in self.actor_params if p.grad is not None])
+            torch.nn.utils.clip_grad_norm_(self.actor_params + self.critic_params, cfg.grad_clip)
+            return actor_norm
+        # clipped apart: the critic's large value-loss gradients must not shrink the actor's step
+        actor_norm = torch.nn.utils.clip_grad_norm_(self.actor_params, cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.critic_params, cfg.grad_clip)
+        return actor_norm
 
     def _bc_loss(self, gen: torch.Generator) -> torch.Tensor:
         """The flow-matching loss on `bc_batch_size` demo chunks drawn with the update's generator."""

@@ -41,6 +41,8 @@ class SFTConfig:
     PolicyConfig.use_state)."""
     value_source: str = ""
     """Override the preset's critic input: "expert" (pi0 style) or "prefix" (pi0.5 style); "" keeps it."""
+    action_horizon: int = 0
+    """Override the preset's chunk length H (RLinf's ManiSkill pi0: 8); 0 keeps it."""
     device: str = "auto"
     """"auto" (a GPU when CUDA is available, else the CPU), "cpu" or "cuda"."""
     seed: int = 0
@@ -49,5 +51,7 @@ class SFTConfig:
         for name in ("steps", "batch_size", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"sft.{name} must be >= 1, got {getattr(self, name)}")
+        if self.action_horizon < 0:
+            raise ValueError(f"sft.action_horizon must be >= 1 (0: the preset's), got {self.action_horizon}")
         if self.value_source not in ("", "expert", "prefix"):
             raise ValueError(f"sft.value_source must be '', 'expert' or 'prefix', got {self.value_source!r}")

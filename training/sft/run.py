@@ -104,6 +104,8 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> Path:
     if (out / "checkpoint").exists():
         raise FileExistsError(f"{out} already holds a run (checkpoint/); choose another --out")
     preset = get_preset(cfg.preset)
+    if cfg.action_horizon:
+        preset = dataclasses.replace(preset, action_horizon=cfg.action_horizon)
     paths = list(cfg.data)
     datasets, space = load_demos(paths, cfg.max_episodes)
     tasks = [d.meta["task"] for d in datasets]

@@ -41,7 +41,7 @@ GPU = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(
 
 
 @pytest.mark.parametrize("device", ["cpu", GPU])
-@pytest.mark.parametrize("method", ["flow_noise", "flow_sde"])
+@pytest.mark.parametrize("method", ["flow_noise", "flow_sde", "fpo"])
 def test_ppo_improves_the_expected_reward(method, device):
     """On the GPU, rollouts (chains drawn with a CUDA generator) and updates both run there."""
     cfg = micro_config(camera_names=("base",), state_dim=4, action_dim=2, action_horizon=3,

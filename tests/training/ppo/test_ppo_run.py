@@ -1,5 +1,7 @@
 """A short real PPO run: micro policy, 2 ManiSkill envs with images, a couple of updates."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -25,10 +27,10 @@ def env():
         yield e
 
 
-def _policy(env) -> Policy:
+def _policy(env, **overrides) -> Policy:
     cfg = micro_config(camera_names=env.camera_names, state_dim=12, action_dim=6, action_horizon=5,
                        vision=VisionConfig(image_size=32, patch_size=8, width=32, depth=1, mlp_dim=64, num_heads=2),
-                       vocab_size=128, max_token_len=16)
+                       vocab_size=128, max_token_len=16, **overrides)
     rng = np.random.default_rng(0)
     from training.envs.maniskill_tasks import INSTRUCTIONS
 
@@ -37,23 +39,40 @@ def _policy(env) -> Policy:
                          rng.uniform(-1, 1, (64, cfg.action_horizon, env.action_dim)), seed=0)
 
 
+def _rlinf_algo(name: str) -> PPOConfig:
+    """The algo section of configs/NAME.yaml at this test's size (its RLinf options untouched)."""
+    from pipeline.cli import parse
+
+    algo = parse("ppo", ["--config", f"configs/{name}.yaml", "--init", "x"]).algo
+    return dataclasses.replace(algo, num_executed=3, rollout_steps=2, epochs=2, minibatch_size=2,
+                               critic_warmup_updates=1, lr=1e-3)
+
+
 @pytest.mark.parametrize("method, reduction", [("flow_noise", "mean_steps"), ("flow_sde", "mean_steps"),
-                                               ("flow_noise", "element")])
+                                               ("flow_noise", "element"), ("fpo", "mean_steps"),
+                                               ("rlinf_maniskill", ""), ("rlinf_libero_spatial", "")])
 def test_short_ppo_run_trains_the_expert_only(env, method, reduction):
-    policy = _policy(env)
-    cfg = PPOConfig(sampler=SamplerConfig(method=method, log_prob_reduction=reduction), num_executed=3,
-                    rollout_steps=2, epochs=2, minibatch_size=2, critic_warmup_updates=1, lr=1e-3, target_kl=None)
+    if method.startswith("rlinf"):  # RLinf's options together: token-level ratio, AdamW, global clip, ...
+        policy = _policy(env, value_source="expert")
+        cfg = _rlinf_algo(method)
+        method, reduction = cfg.sampler.method, cfg.sampler.log_prob_reduction
+    else:
+        policy = _policy(env)
+        cfg = PPOConfig(sampler=SamplerConfig(method=method, log_prob_reduction=reduction), num_executed=3,
+                        rollout_steps=2, epochs=2, minibatch_size=2, critic_warmup_updates=1, lr=1e-3,
+                        target_kl=None)
     learner = PPOLearner(policy, cfg)
-    collector = RolloutCollector(env, policy, cfg.sampler, cfg.num_executed, seed=0)
+    collector = RolloutCollector(env, policy, cfg.sampler, cfg.num_executed, seed=0, critic_input=cfg.critic_input)
     before = {k: v.clone() for k, v in policy.model.state_dict().items()}
 
-    ro = collector.collect(cfg.rollout_steps, cfg.sampler.noise_level)
+    ro = collector.collect(cfg.rollout_steps, cfg.sampler.noise_level,
+                           bootstrap_gamma=cfg.gamma if cfg.bootstrap_truncation else None)
     assert ro.chains.shape[:2] == (2, 2) and ro.env_steps == 12 and torch.isfinite(ro.log_probs).all()
     # Before any update the recomputed log-probs equal the rollout's: ratio = 1 on the first epoch.
     with torch.no_grad():
         lp, value, _ = learner.evaluate(ro, torch.arange(ro.size), cfg.sampler.noise_level)
     torch.testing.assert_close(lp, ro.log_probs.reshape(lp.shape), atol=1e-3, rtol=1e-4)
-    if reduction == "element":  # a log-prob per executed step x real action dim, zero elsewhere
+    if reduction in ("element", "token_level"):  # a log-prob per executed step x real action dim, zero elsewhere
         assert lp.shape == (4, 5, 6) and (lp[:, 3:] == 0).all() and (lp[:, :, 4:] == 0).all()
     torch.testing.assert_close(value, ro.values.flatten(), atol=1e-4, rtol=1e-4)
 
