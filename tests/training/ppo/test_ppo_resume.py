@@ -79,5 +79,5 @@ def test_bad_ppo_inputs_are_named(tmp_path, init_ckpt):
         _run(tmp_path / "y", init_ckpt, updates=1, resume=True)
     with pytest.raises(ValueError, match="unknown sampler method 'flow_magic'"):
         PPOConfig(sampler=SamplerConfig(method="flow_magic"))
-    with pytest.raises(ValueError, match="sampler.method must be 'flow_noise' or 'flow_sde'"):
+    with pytest.raises(ValueError, match="sampler.method must be 'flow_noise', 'flow_sde' or 'fpo'"):
         PPOConfig(sampler=SamplerConfig(method="ode"))  # a sampler, but not one PPO can train
