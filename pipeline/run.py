@@ -101,6 +101,7 @@ def export_and_evaluate(out: Path, cfg: PipelineConfig, timings: dict) -> dict |
     first = json.loads((out / f"ppo_{cfg.methods[0]}" / "results.json").read_text())
     ckpt = Path(first.get("policy") or out / f"ppo_{cfg.methods[0]}" / "checkpoint")  # the policy PPO chose
     engine_dir, result_path = out / "engine", out / "engine_eval.json"
+    set_aside_stale_engine(engine_dir, result_path, ckpt)
     if not (engine_dir / "engine.json").exists():
         t = time.time()
         export_engine(ckpt, engine_dir, cfg.export)
@@ -120,6 +121,26 @@ def export_and_evaluate(out: Path, cfg: PipelineConfig, timings: dict) -> dict |
             "pytorch": (result.get("pytorch") or {}).get("overall"),
             "disagreements": len(result.get("disagreements", [])), "parity": parity,
             "latency_ms": result["engine"]["latency_ms"]}
+
+
+def set_aside_stale_engine(engine_dir: Path, result_path: Path, ckpt: Path) -> None:
+    """An engine (and its evaluation) exported from another policy than `ckpt` - a rerun with another first
+    method, or PPO continued since - is renamed aside, never deleted, so the pipeline exports `ckpt` again."""
+    from training.policy.checkpoint import checkpoint_hash
+
+    spec_path = engine_dir / "engine.json"
+    if not spec_path.exists():
+        return
+    source = json.loads(spec_path.read_text()).get("source_checkpoint") or {}
+    if source.get("sha256") == checkpoint_hash(ckpt):
+        return
+    stamp = int(time.time())
+    aside = engine_dir.with_name(f"{engine_dir.name}.stale-{stamp}")
+    engine_dir.rename(aside)
+    if result_path.exists():
+        result_path.rename(aside / result_path.name)
+    print(f"pipeline: {engine_dir} was exported from {source.get('path')}, not {ckpt}; moved it to {aside} "
+          "and exporting again")
 
 
 def write_report(out: Path, cfg: PipelineConfig, results: dict, timings: dict, seconds: float,

@@ -70,3 +70,12 @@ engine_eval: {episodes: 2}
     assert "The PPO policy is update 1's, the best of the run's validation evaluations" in report
     # A second call finds every stage complete and only rewrites the report.
     assert main(["pipeline", "--config", str(cfg), "--out", str(out)]) == 0
+    # A rerun with another first method exports and evaluates that method's policy; the old engine is kept aside.
+    assert main(["pipeline", "--config", str(cfg), "--out", str(out), "--methods", "[flow_sde]"]) == 0
+    spec = json.loads((out / "engine" / "engine.json").read_text())
+    assert spec["source_checkpoint"]["path"] == str((out / "ppo_flow_sde" / "best").resolve())
+    report = (out / "report.md").read_text()
+    assert "| engine of PPO flow_sde" in report and "| PPO flow_noise |" not in report
+    (aside,) = out.glob("engine.stale-*")
+    assert json.loads((aside / "engine.json").read_text())["source_checkpoint"]["path"].endswith("ppo_flow_noise/best")
+    assert (aside / "engine_eval.json").exists()
