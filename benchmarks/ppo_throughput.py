@@ -2,6 +2,7 @@
 CPU demo config (configs/cpu_demo.yaml). Prints a table; never run as a test.
 
     python benchmarks/ppo_throughput.py [--config configs/cpu_demo.yaml] [--updates 5] [--init CHECKPOINT]
+                                        [--method flow_noise|flow_sde|fpo] [--noise-level A]
 """
 
 from __future__ import annotations
@@ -28,12 +29,17 @@ def main() -> None:
     p.add_argument("--config", default="configs/cpu_demo.yaml")
     p.add_argument("--updates", type=int, default=5)
     p.add_argument("--init", default=None, help="an SFT checkpoint (default: a fresh tiny policy)")
+    p.add_argument("--method", choices=("flow_noise", "flow_sde", "fpo"), default=None,
+                   help="the PPO method (default: the config's)")
+    p.add_argument("--noise-level", type=float, default=None, help="Flow-SDE's a (default: the config's)")
     args = p.parse_args()
     pipe = parse("pipeline", ["--config", args.config])
     run = pipe.ppo
     # Steady-state updates: the config's critic-only warm-up updates skip the actor's epochs and would
     # understate the learning share.
-    cfg = dataclasses.replace(run.algo, critic_warmup_updates=0)
+    sampler = dataclasses.replace(run.algo.sampler, **{k: v for k, v in (("method", args.method),
+                                  ("noise_level", args.noise_level)) if v is not None})
+    cfg = dataclasses.replace(run.algo, critic_warmup_updates=0, sampler=sampler)
     tasks = tuple(pipe.tasks)
     camera = CameraSpec.load(pipe.camera_file).to_dict() if pipe.camera_file else None  # render as the demo does
     env = make_vec_env(EnvSpec(tasks=tasks, num_envs=run.num_envs, image_size=pipe.image_size,
@@ -51,7 +57,8 @@ def main() -> None:
                                rng.standard_normal((64, env.state_dim)),
                                rng.uniform(-1, 1, (64, pcfg.action_horizon, env.action_dim)))
     learner = PPOLearner(policy, cfg, privileged_dim=env.privileged_dim)
-    collector = RolloutCollector(env, policy, cfg.sampler, cfg.num_executed, critic=learner.critic)
+    collector = RolloutCollector(env, policy, cfg.sampler, cfg.num_executed, critic=learner.critic,
+                                 critic_input=cfg.critic_input)
     sim = pol = learn = 0.0
     steps = 0
     t_all = time.perf_counter()
@@ -64,8 +71,9 @@ def main() -> None:
         sim, pol, steps = sim + ro.sim_s, pol + ro.policy_s, steps + ro.env_steps
     total = time.perf_counter() - t_all
     env.close()
+    method = cfg.sampler.method + (f" a={cfg.sampler.noise_level}" if cfg.sampler.method == "flow_sde" else "")
     print(f"# {args.config}: {run.num_envs} envs x {cfg.rollout_steps} chunks x {cfg.num_executed} actions per "
-          f"update, {cfg.sampler.method}, K={cfg.sampler.num_steps}, {cfg.epochs} epochs; {args.updates} updates")
+          f"update, {method}, K={cfg.sampler.num_steps}, {cfg.epochs} epochs; {args.updates} updates")
     print(f"rollout env-steps/s (sim + policy)   {steps / (sim + pol):8.1f}")
     print(f"overall env-steps/s (with learning)  {steps / total:8.1f}")
     print(f"seconds per update                   {total / args.updates:8.2f}")
