@@ -20,6 +20,7 @@ from training.envs.maniskill_tasks import INSTRUCTIONS
 from training.policy.checkpoint import load_checkpoint
 from training.policy.policy import Policy
 from training.policy.presets import get_preset
+from training.ppo.config import PPO_METHODS
 from training.ppo.rollout import RolloutCollector
 from training.ppo.train import PPOLearner
 
@@ -29,7 +30,7 @@ def main() -> None:
     p.add_argument("--config", default="configs/cpu_demo.yaml")
     p.add_argument("--updates", type=int, default=5)
     p.add_argument("--init", default=None, help="an SFT checkpoint (default: a fresh tiny policy)")
-    p.add_argument("--method", choices=("flow_noise", "flow_sde", "fpo"), default=None,
+    p.add_argument("--method", choices=PPO_METHODS, default=None,
                    help="the PPO method (default: the config's)")
     p.add_argument("--noise-level", type=float, default=None, help="Flow-SDE's a (default: the config's)")
     args = p.parse_args()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from deploy.export.config import ExportConfig
 from training.envs.base import EVAL_SEED_BASE
-from training.ppo.config import PPORunConfig
+from training.ppo.config import PPO_METHODS, PPORunConfig
 from training.sft.config import SFTConfig
 
 
@@ -71,7 +71,7 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if not self.tasks:
             raise ValueError("tasks is empty: name at least one ManiSkill task or LIBERO SUITE/INDEX")
-        if not self.methods or set(self.methods) - {"flow_noise", "flow_sde", "fpo"}:
+        if not self.methods or set(self.methods) - set(PPO_METHODS):
             raise ValueError(f"methods must be a non-empty list of flow_noise / flow_sde / fpo, "
                              f"got {list(self.methods)}")
         if self.seed < 0 or 1000 * self.seed + self.demo_episodes > EVAL_SEED_BASE:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from training.policy.config import CriticInput, SamplerConfig
 
+PPO_METHODS = ("flow_noise", "flow_sde", "fpo")  # the samplers PPO can train (not the plain ODE)
+
 
 @dataclass(frozen=True)
 class PPOConfig:
@@ -85,7 +87,7 @@ class PPOConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.sampler.method not in ("flow_noise", "flow_sde", "fpo"):
+        if self.sampler.method not in PPO_METHODS:
             raise ValueError(f"sampler.method must be 'flow_noise', 'flow_sde' or 'fpo', got {self.sampler.method!r}")
         if self.critic not in ("policy", "privileged"):
             raise ValueError(f"critic must be 'policy' or 'privileged', got {self.critic!r}")
